@@ -1,0 +1,113 @@
+# SPDX-License-Identifier: GPL-2.0
+#
+# p2pdma-rs: build Linux 7.2 with this tree laid over it and run it in QEMU.
+#
+#   make run     build the kernel and show P2PDMA at work in QEMU
+#   make check   all tests: static gates, then KUnit + kselftests in one boot
+#   make bench   benchmarks (printed, never judged by time in tests)
+#
+# Everything downloaded is cached in $(CACHE); the kernel tree and the build
+# outputs live in ./build (git-ignored).
+
+SHELL   := /bin/bash
+CACHE   ?= $(HOME)/.cache/p2pdma-rs
+BUILD   := $(CURDIR)/build
+KSRC    := $(BUILD)/linux
+JOBS    ?= $(shell echo $$(( $$(nproc) + 1 )))
+CPU     ?= qemu64
+ACCEL   ?= tcg
+TIMEOUT ?= 900
+
+# Paths where this repository mirrors the kernel tree.
+OVERLAY := rust drivers samples include tools kernel
+
+-include $(BUILD)/env.mk
+# Re-run the set-up when a cached tool went missing (never rely on the cache).
+ifeq ($(and $(wildcard $(P2PDMA_BINDGEN)),$(wildcard $(P2PDMA_KTAR)),$(wildcard $(P2PDMA_LIBCLANG_PATH))),)
+.PHONY: $(BUILD)/env.mk
+endif
+export LIBCLANG_PATH := $(P2PDMA_LIBCLANG_PATH)
+KMAKE = $(MAKE) -C $(KSRC) -j$(JOBS) BINDGEN=$(P2PDMA_BINDGEN) O=$(BUILD)/$(1)
+
+.PHONY: all setup tree run check bench static kunit-boot clean distclean help
+.DEFAULT_GOAL := help
+help:
+	@sed -n 's/^#   make/  make/p' Makefile
+
+# --- preparation --------------------------------------------------------
+setup: $(BUILD)/env.mk
+$(BUILD)/env.mk: harness/setup.sh
+	@mkdir -p $(BUILD)
+	@P2PDMA_CACHE=$(CACHE) harness/setup.sh $@.tmp && mv $@.tmp $@
+
+tree: setup
+	@P2PDMA_KTAR=$(P2PDMA_KTAR) harness/tree.sh $(KSRC) $(OVERLAY)
+
+# --- kernel builds: run (plain), check (debug), nop2pdma (P2PDMA=n) ------
+FRAG_run      := p2pdma_rs.config
+FRAG_check    := p2pdma_rs.config p2pdma_rs_debug.config
+FRAG_nop2pdma := p2pdma_rs.config p2pdma_rs_nop2pdma.config
+
+# Configure O=build/<flavour> from tinyconfig plus committed fragments,
+# again only when a fragment changed.
+config-%: tree
+	@frags="$(foreach f,$(FRAG_$*),kernel/configs/$(f))"; \
+	sum=$$(cat $$frags | sha1sum); \
+	if [ "$$(cat $(BUILD)/$*/.frag-sum 2>/dev/null)" != "$$sum" ]; then \
+		echo "[config] $*: tinyconfig + $(FRAG_$*)"; \
+		$(call KMAKE,$*) -s tinyconfig $(FRAG_$*) >/dev/null && \
+		harness/checkconfig.sh $(BUILD)/$*/.config $$frags && \
+		echo "$$sum" >$(BUILD)/$*/.frag-sum; \
+	fi
+
+kernel-run: config-run
+	@echo "[build] run kernel (O=build/run)"
+	@$(call KMAKE,run) -s bzImage modules 2>&1 | tee $(BUILD)/run/build.log
+
+kernel-check: config-check
+	@echo "[build] debug kernel with CLIPPY=1 (O=build/check)"
+	@set -o pipefail; $(call KMAKE,check) -s CLIPPY=1 bzImage modules 2>&1 | tee $(BUILD)/check/build.log
+	@harness/no-warnings.sh "make CLIPPY=1" $(BUILD)/check/build.log
+
+kernel-nop2pdma: config-nop2pdma
+	@echo "[build] CONFIG_PCI_P2PDMA=n kernel (O=build/nop2pdma)"
+	@set -o pipefail; $(call KMAKE,nop2pdma) -s bzImage modules 2>&1 | tee $(BUILD)/nop2pdma/build.log
+	@harness/no-warnings.sh "CONFIG_PCI_P2PDMA=n build" $(BUILD)/nop2pdma/build.log
+
+# --- guest: initramfs with busybox, the runner, selftests, modules -------
+initramfs-%: kernel-%
+	@harness/initramfs.sh $(KSRC) $(BUILD)/$* $(BUILD)/$*/initramfs.cpio
+
+boot-%: initramfs-%
+	@echo "[qemu] booting the $* kernel ($(ACCEL), cpu $(CPU))"
+	@CPU=$(CPU) ACCEL=$(ACCEL) TIMEOUT=$(TIMEOUT) harness/qemu.sh \
+		$(BUILD)/$*/arch/x86/boot/bzImage $(BUILD)/$*/initramfs.cpio \
+		$(BUILD)/$* $(BUILD)/$*/guest.log p2pdma.mode=$(MODE_$*) $(APPEND_$*) || true
+MODE_run   := run
+MODE_check := check
+APPEND_check := kmemleak=on
+
+# --- the two commands ---------------------------------------------------
+run: boot-run
+	@harness/show.sh $(BUILD)/run/guest.log
+
+static: tree config-check
+	@echo "[static] rustfmtcheck"
+	@$(call KMAKE,check) -s rustfmtcheck
+	@echo "[static] checkpatch"
+	@harness/checkpatch.sh $(KSRC)
+	@echo "[static] rustdoc"
+	@set -o pipefail; $(call KMAKE,check) -s rustdoc 2>&1 | tee $(BUILD)/check/rustdoc.log
+	@harness/no-warnings.sh "make rustdoc" $(BUILD)/check/rustdoc.log
+
+check: static kernel-nop2pdma boot-check
+	@harness/results.py $(BUILD)/check/guest.log
+
+bench:
+	@echo "make bench: no benchmarks yet"
+
+clean:
+	rm -rf $(BUILD)/run $(BUILD)/check $(BUILD)/nop2pdma
+
+distclean:
+	rm -rf $(BUILD)

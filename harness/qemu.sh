@@ -1,0 +1,66 @@
+#!/bin/bash
+# SPDX-License-Identifier: GPL-2.0
+#
+# The default QEMU topology, in one place:
+#
+#   pcie.0 (q35 host bridge, not in the P2PDMA host-bridge allowlist)
+#   |-- pcie-root-port rp0
+#   |   `-- x3130-upstream sw0                       (PCIe switch)
+#   |       |-- xio3130-downstream dn0 -- nvme        CMB 16 MiB in BAR2 -> published p2pmem
+#   |       `-- xio3130-downstream dn1 -- ivshmem-plain  BAR2 = host file build/<fl>/shm/ivshmem0
+#   |-- ivshmem-plain                                BAR2 = host file build/<fl>/shm/ivshmem1
+#   `-- edu (dma_mask 64 bit)
+#
+# Devices behind the switch map to each other with PCI bus addresses
+# (BUS_ADDR); pairs through the root complex are NOT_SUPPORTED unless the guest
+# CPU is one the host-bridge check accepts (CPU=EPYC: THRU_HOST_BRIDGE).
+#
+# Usage: qemu.sh KERNEL INITRD WORKDIR LOG [APPEND...]
+# Env:   CPU (default qemu64), ACCEL (tcg|kvm, default tcg), TIMEOUT (s),
+#        MEM (default 2G)
+set -euo pipefail
+KERNEL=$1 INITRD=$2 WORK=$3 LOG=$4
+shift 4
+APPEND="console=ttyS0 panic=-1 log_buf_len=8M rdinit=/init $*"
+CPU=${CPU:-qemu64}
+ACCEL=${ACCEL:-tcg}
+TIMEOUT=${TIMEOUT:-600}
+MEM=${MEM:-2G}
+
+mkdir -p "$WORK/shm"
+for f in ivshmem0 ivshmem1; do
+	[ -s "$WORK/shm/$f" ] || truncate -s 16M "$WORK/shm/$f"
+done
+[ -s "$WORK/nvme0.img" ] || truncate -s 64M "$WORK/nvme0.img"
+rm -f "$WORK/qmp.sock"
+
+if [ "$ACCEL" = kvm ]; then
+	ACCELOPT=(-accel kvm)
+else
+	ACCELOPT=(-accel tcg)
+fi
+
+set +e
+timeout -k 10 "$TIMEOUT" qemu-system-x86_64 \
+	-M q35 "${ACCELOPT[@]}" -cpu "$CPU" -smp 2 -m "$MEM" \
+	-display none -monitor none -no-reboot \
+	-serial "file:$LOG" \
+	-qmp "unix:$WORK/qmp.sock,server=on,wait=off" \
+	-kernel "$KERNEL" -initrd "$INITRD" -append "$APPEND" \
+	-object "memory-backend-file,id=shm0,size=16M,share=on,mem-path=$WORK/shm/ivshmem0" \
+	-object "memory-backend-file,id=shm1,size=16M,share=on,mem-path=$WORK/shm/ivshmem1" \
+	-device pcie-root-port,id=rp0,chassis=1,slot=1 \
+	-device x3130-upstream,id=sw0,bus=rp0 \
+	-device xio3130-downstream,id=dn0,bus=sw0,chassis=2,slot=0 \
+	-device xio3130-downstream,id=dn1,bus=sw0,chassis=3,slot=1 \
+	-drive "file=$WORK/nvme0.img,if=none,id=nv0,format=raw" \
+	-device nvme,id=nvme0,serial=p2p0,drive=nv0,cmb_size_mb=16,bus=dn0 \
+	-device ivshmem-plain,id=ivshmem0,memdev=shm0,bus=dn1 \
+	-device ivshmem-plain,id=ivshmem1,memdev=shm1 \
+	-device edu,id=edu0,dma_mask=0xffffffffffffffff
+rc=$?
+set -e
+if [ $rc = 124 ] || [ $rc = 137 ]; then
+	echo "qemu: killed after ${TIMEOUT}s (guest did not finish)" >&2
+fi
+exit $rc

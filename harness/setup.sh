@@ -1,0 +1,127 @@
+#!/bin/bash
+# SPDX-License-Identifier: GPL-2.0
+#
+# Idempotent set-up of everything `make run` / `make check` need:
+#   Debian packages, rust-src, bindgen-cli, libclang (PyPI wheel) and the
+#   Linux 7.2 source package.  Downloads and tools are cached under
+#   $P2PDMA_CACHE (default ~/.cache/p2pdma-rs); nothing relies on the cache
+#   being there, and no system apt source is modified.
+#
+# Prints `KEY=VALUE` lines for the Makefile on its last lines (env file).
+set -euo pipefail
+
+CACHE=${P2PDMA_CACHE:-$HOME/.cache/p2pdma-rs}
+BINDGEN_VERSION=${BINDGEN_VERSION:-0.73.2}
+LIBCLANG_VERSION=${LIBCLANG_VERSION:-18.1.1}
+KPKG=linux-source-7.2
+ENVFILE=${1:-$CACHE/env.mk}
+
+log() { printf '[setup] %s\n' "$*" >&2; }
+die() { printf '[setup] ERROR: %s\n' "$*" >&2; exit 1; }
+
+SUDO=
+if [ "$(id -u)" != 0 ]; then
+	command -v sudo >/dev/null || die "need root or sudo for apt-get"
+	SUDO=sudo
+fi
+
+mkdir -p "$CACHE"
+
+# --- Debian packages -------------------------------------------------------
+PKGS="bc bison flex cpio kmod rsync libelf-dev libssl-dev libc6-dev make gcc
+      busybox-static qemu-system-x86 qemu-utils python3 python3-venv xz-utils
+      debian-archive-keyring ca-certificates"
+missing=
+for p in $PKGS; do
+	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'ok installed' ||
+		missing="$missing $p"
+done
+if [ -n "$missing" ]; then
+	log "installing Debian packages:$missing"
+	$SUDO apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq \
+		--no-install-recommends $missing >/dev/null
+fi
+
+# --- Rust: rust-src for the active toolchain ------------------------------
+command -v rustc >/dev/null || die "no rustc: install Rust with rustup first"
+SYSROOT=$(rustc --print sysroot)
+if [ ! -d "$SYSROOT/lib/rustlib/src/rust/library" ]; then
+	log "adding rust-src to $(rustc --version)"
+	rustup component add rust-src >&2 ||
+		die "rust-src missing and 'rustup component add rust-src' failed"
+fi
+for c in rustfmt clippy-driver; do
+	command -v $c >/dev/null || rustup component add "${c%-driver}" >&2
+done
+
+# --- bindgen-cli, pinned --------------------------------------------------
+TOOLS=$CACHE/tools
+if ! "$TOOLS/bin/bindgen" --version 2>/dev/null | grep -qx "bindgen $BINDGEN_VERSION"; then
+	log "cargo install bindgen-cli $BINDGEN_VERSION (takes ~3 min)"
+	cargo install --quiet --locked --root "$TOOLS" --version "$BINDGEN_VERSION" \
+		bindgen-cli >&2 || die "cargo install bindgen-cli failed"
+fi
+
+# --- libclang >= 17 from the PyPI wheel, in a private venv ----------------
+VENV=$CACHE/venv
+LIBCLANG_DIR=
+find_libclang() {
+	LIBCLANG_DIR=$(dirname "$(find "$VENV" -path '*clang/native/libclang.so' 2>/dev/null | head -1)")
+}
+find_libclang || true
+if [ ! -e "$LIBCLANG_DIR/libclang.so" ]; then
+	log "installing libclang $LIBCLANG_VERSION from PyPI into $VENV"
+	rm -rf "$VENV"
+	python3 -m venv "$VENV"
+	"$VENV/bin/pip" install -q "libclang==$LIBCLANG_VERSION" >&2 ||
+		die "pip install libclang failed"
+	find_libclang
+	[ -e "$LIBCLANG_DIR/libclang.so" ] || die "libclang wheel has no libclang.so"
+fi
+
+# --- Linux 7.2 source from Debian, through a private apt configuration ----
+KDEB=$(ls "$CACHE"/debs/${KPKG}_7.2.*_all.deb 2>/dev/null | sort -V | tail -1 || true)
+if [ -z "$KDEB" ]; then
+	# Use the archive the system already uses; do not touch its sources.
+	MIRROR=$(sed -n 's/^URIs:[[:space:]]*\(http[^[:space:]]*\/debian\)\/\{0,1\}[[:space:]]*$/\1/p' \
+			/etc/apt/sources.list.d/*.sources 2>/dev/null | head -1)
+	[ -n "$MIRROR" ] || MIRROR=$(sed -n 's/^deb[[:space:]]\+\(\[[^]]*\][[:space:]]\+\)\{0,1\}\(http[^[:space:]]*\/debian\)\/\{0,1\}[[:space:]].*/\2/p' \
+			/etc/apt/sources.list 2>/dev/null | head -1)
+	[ -n "$MIRROR" ] || die "cannot find the Debian archive in the system apt sources"
+	APT=$CACHE/apt
+	mkdir -p "$APT/lists/partial" "$APT/cache/archives/partial" "$CACHE/debs"
+	KEY=/usr/share/keyrings/debian-archive-keyring.gpg
+	cat >"$APT/sources.list" <<EOS
+deb [signed-by=$KEY] $MIRROR unstable main
+deb [signed-by=$KEY] $MIRROR trixie-backports main
+EOS
+	APTOPTS=(-o Dir::Etc::sourcelist="$APT/sources.list" -o Dir::Etc::sourceparts=-
+		 -o Dir::State::Lists="$APT/lists" -o Dir::Cache="$APT/cache"
+		 -o APT::Get::List-Cleanup=0 -o Debug::NoLocking=1 -o APT::Sandbox::User=root)
+	log "fetching package lists for unstable and trixie-backports (private apt config)"
+	apt-get -qq "${APTOPTS[@]}" update >&2 || die "apt-get update (private config) failed"
+	VER=$(apt-cache "${APTOPTS[@]}" madison "$KPKG" 2>/dev/null |
+		awk '{print $3}' | grep '^7\.2\.' | sort -V | tail -1 || true)
+	[ -n "$VER" ] || die "no $KPKG (any 7.2.y) in unstable or trixie-backports any more;
+  download a linux-source-7.2_*.deb by hand into $CACHE/debs/ and rerun"
+	log "downloading $KPKG $VER (~164 MB)"
+	(cd "$CACHE/debs" && apt-get -qq "${APTOPTS[@]}" download "$KPKG=$VER") >&2 ||
+		die "apt-get download $KPKG=$VER failed"
+	KDEB=$(ls "$CACHE"/debs/${KPKG}_7.2.*_all.deb | sort -V | tail -1)
+fi
+KTAR=$CACHE/src/$(basename "$KDEB" .deb).tar.xz
+if [ ! -s "$KTAR" ]; then
+	log "extracting $(basename "$KDEB")"
+	rm -rf "$CACHE/src/x" && mkdir -p "$CACHE/src/x"
+	dpkg-deb -x "$KDEB" "$CACHE/src/x"
+	mv "$CACHE"/src/x/usr/src/linux-source-7.2.tar.xz "$KTAR"
+	rm -rf "$CACHE/src/x"
+fi
+
+cat >"$ENVFILE" <<EOE
+P2PDMA_BINDGEN := $TOOLS/bin/bindgen
+P2PDMA_LIBCLANG_PATH := $LIBCLANG_DIR
+P2PDMA_KTAR := $KTAR
+EOE
+log "ready: $(rustc --version), $("$TOOLS/bin/bindgen" --version), libclang $LIBCLANG_VERSION, $(basename "$KTAR")"

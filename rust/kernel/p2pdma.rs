@@ -1,0 +1,41 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! PCI peer-to-peer DMA (P2PDMA).
+//!
+//! C header: [`include/linux/pci-p2pdma.h`](srctree/include/linux/pci-p2pdma.h)
+//!
+//! A *provider* is a memory BAR of a PCI device that other devices (the *clients*) may
+//! read and write directly, without going through system memory. Whether and how a
+//! client can reach a provider depends on the PCI topology between them and is given by
+//! its [`MapType`]: behind a common switch, the client is programmed with PCI bus
+//! addresses ([`MapType::BusAddr`]); through an allowlisted host bridge, the memory is
+//! mapped like any MMIO ([`MapType::ThruHostBridge`]); otherwise it cannot be done
+//! ([`MapType::NotSupported`]).
+//!
+//! # Lifetime
+//!
+//! P2PDMA state lives in device-managed memory of the provider device and is freed when
+//! its driver is unbound. [`P2pdma`] and [`P2pdmaProvider`] borrow the bound device
+//! (`&'bound pci::Device<Bound>`), so a provider cannot be kept past the binding it
+//! belongs to: driver data holding one is dropped before the device's resources are
+//! released. Where a `'static` handle is needed (a debugfs file, a work item), use
+//! [`P2pdmaProvider::into_devres`], which revokes access on unbind.
+//!
+//! Every DMA mapping made for a provider must be gone before the provider's driver
+//! finishes its `remove()`; for pageless providers this is the job of the mapping's
+//! owner (for example a dma-buf exporter revoking its importers).
+
+mod client;
+mod map;
+mod provider;
+
+pub use client::PciDevices;
+pub use map::MapType;
+pub use provider::{
+    BarIndex,
+    P2pdma,
+    P2pdmaProvider, //
+};
+
+#[cfg(CONFIG_RUST_P2PDMA_KUNIT_TEST)]
+mod tests;

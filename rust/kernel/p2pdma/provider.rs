@@ -1,0 +1,286 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! P2PDMA providers: the memory BARs of a bound PCI device.
+
+use super::MapType;
+use crate::{
+    bindings,
+    device::{
+        self,
+        Bound, //
+    },
+    devres::Devres,
+    dma::DmaAddress,
+    error::to_result,
+    io::{
+        PhysAddr,
+        ResourceSize, //
+    },
+    pci,
+    prelude::*, //
+};
+use core::ptr::NonNull;
+
+/// Index of a standard PCI BAR, the only BARs that can be P2PDMA providers.
+///
+/// `pcim_p2pdma_provider()` does not check its BAR index against the six standard BARs;
+/// this type does, once, when it is made.
+///
+/// # Invariants
+///
+/// The index is less than `PCI_STD_NUM_BARS`.
+///
+/// # Examples
+///
+/// ```
+/// use kernel::p2pdma::BarIndex;
+///
+/// assert_eq!(BarIndex::new(2)?.get(), 2);
+/// assert_eq!(BarIndex::new(6), Err(EINVAL)); // The ROM BAR is not a provider.
+/// assert_eq!(BarIndex::all().count(), 6);
+/// # Ok::<(), Error>(())
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct BarIndex(u8);
+
+impl BarIndex {
+    /// Number of standard BARs (`PCI_STD_NUM_BARS`).
+    pub const COUNT: u32 = bindings::PCI_STD_NUM_BARS;
+
+    /// Makes a BAR index, or fails with `EINVAL` if `index` is not a standard BAR.
+    pub const fn new(index: u32) -> Result<Self> {
+        if index < Self::COUNT {
+            // INVARIANT: checked above; the value fits in `u8`.
+            Ok(Self(index as u8))
+        } else {
+            Err(EINVAL)
+        }
+    }
+
+    /// Returns the index.
+    pub const fn get(self) -> u32 {
+        self.0 as u32
+    }
+
+    /// Iterates over the six standard BARs.
+    pub fn all() -> impl Iterator<Item = BarIndex> {
+        // INVARIANT: every value is below `COUNT`.
+        (0..Self::COUNT as u8).map(BarIndex)
+    }
+}
+
+/// Translates the CPU physical range `[paddr, paddr + len)` of a BAR to a PCI bus address.
+///
+/// The range must be non-empty and lie inside the BAR `[bar_start, bar_start + bar_len)`;
+/// nothing may overflow. The translation adds `bus_offset` (PCI bus address minus CPU
+/// address of the BAR) with wrapping arithmetic, as the C code does: the offset is a
+/// difference of two `u64` values and is conceptually signed.
+///
+fn bus_addr_in(
+    bar_start: PhysAddr,
+    bar_len: ResourceSize,
+    bus_offset: u64,
+    paddr: PhysAddr,
+    len: u64,
+) -> Result<DmaAddress> {
+    if len == 0 {
+        return Err(EINVAL);
+    }
+    let bar_end = bar_start.checked_add(bar_len).ok_or(ERANGE)?;
+    let end = paddr.checked_add(len).ok_or(ERANGE)?;
+    if paddr < bar_start || end > bar_end {
+        return Err(ERANGE);
+    }
+    Ok(paddr.wrapping_add(bus_offset))
+}
+
+/// P2PDMA enabled on a bound PCI device (`pcim_p2pdma_init()`).
+///
+/// This is the proof that the device's P2PDMA state exists; it gives out the device's
+/// [`P2pdmaProvider`]s.
+///
+/// # Invariants
+///
+/// `pcim_p2pdma_init()` succeeded for `pdev` during its current binding, so
+/// `pdev->p2pdma` is valid until the binding ends, which is not before `'bound` ends.
+pub struct P2pdma<'bound> {
+    pdev: &'bound pci::Device<Bound>,
+}
+
+impl<'bound> P2pdma<'bound> {
+    /// Enables P2PDMA on `pdev` (idempotent). The state is freed when the driver unbinds.
+    ///
+    /// Fails with `EOPNOTSUPP` when the device's BARs cannot be mapped
+    /// (`pdev->non_mappable_bars`) and `ENOMEM` when out of memory.
+    pub fn init(pdev: &'bound pci::Device<Bound>) -> Result<Self> {
+        // SAFETY: `pdev` is a valid, bound PCI device.
+        to_result(unsafe { bindings::pcim_p2pdma_init(pdev.as_raw()) })?;
+        // INVARIANT: `pcim_p2pdma_init()` succeeded for this binding.
+        Ok(Self { pdev })
+    }
+
+    /// Returns the PCI device.
+    pub fn device(&self) -> &'bound pci::Device<Bound> {
+        self.pdev
+    }
+
+    /// Returns the provider of memory BAR `bar`.
+    ///
+    /// Fails with `EINVAL` if `bar` is not a memory BAR (an I/O BAR, or an unused one).
+    pub fn provider(&self, bar: BarIndex) -> Result<P2pdmaProvider<'bound>> {
+        let raw = self.pdev.as_raw();
+        // The C function returns NULL for these too, but checking here keeps its WARN
+        // for a missing init unreachable, and gives a clear errno.
+        // SAFETY: `raw` is a valid PCI device and `bar` a standard BAR index.
+        let flags = unsafe { bindings::pci_resource_flags(raw, bar.get() as i32) };
+        if flags & bindings::IORESOURCE_MEM as c_ulong == 0 {
+            return Err(EINVAL);
+        }
+        // SAFETY: `raw` is valid, P2PDMA was initialised for this binding (type invariant)
+        // and `bar < PCI_STD_NUM_BARS` (invariant of `BarIndex`), so the C code indexes
+        // inside its `mem[]` array.
+        let ptr = unsafe { bindings::pcim_p2pdma_provider(raw, bar.get() as i32) };
+        let raw = NonNull::new(ptr).ok_or(EINVAL)?;
+        // INVARIANT: `raw` is `pdev->p2pdma->mem[bar]` for a memory BAR, freed only when the
+        // binding ends.
+        Ok(P2pdmaProvider {
+            raw,
+            pdev: self.pdev,
+            bar,
+        })
+    }
+}
+
+/// A P2PDMA provider: one memory BAR of a bound PCI device (`struct p2pdma_provider`).
+///
+/// It can be copied and shared freely while the device stays bound, and cannot be kept
+/// past that: see [`P2pdmaProvider::into_devres`] for a handle that can.
+///
+/// # Invariants
+///
+/// `raw` points to the provider of memory BAR `bar` of `pdev`, which stays valid and
+/// unchanged until the binding of `pdev` ends, which is not before `'bound` ends.
+#[derive(Clone, Copy)]
+pub struct P2pdmaProvider<'bound> {
+    raw: NonNull<bindings::p2pdma_provider>,
+    pdev: &'bound pci::Device<Bound>,
+    bar: BarIndex,
+}
+
+// SAFETY: A provider is written once by `pcim_p2pdma_init()` and only read afterwards, and
+// `pci::Device` is `Sync`; any thread may use it.
+unsafe impl Send for P2pdmaProvider<'_> {}
+
+// SAFETY: See `Send`: shared references only ever read.
+unsafe impl Sync for P2pdmaProvider<'_> {}
+
+impl<'bound> P2pdmaProvider<'bound> {
+    /// Returns the BAR this provider is.
+    pub fn bar(&self) -> BarIndex {
+        self.bar
+    }
+
+    /// Returns the provider's PCI device.
+    pub fn device(&self) -> &'bound pci::Device<Bound> {
+        self.pdev
+    }
+
+    /// Returns the CPU physical address where the BAR starts.
+    pub fn phys_start(&self) -> PhysAddr {
+        // A memory BAR of a bound device always has a resource: the index is valid.
+        self.pdev.resource_start(self.bar.get()).unwrap_or(0)
+    }
+
+    /// Returns the BAR's length in bytes.
+    pub fn len(&self) -> ResourceSize {
+        self.pdev.resource_len(self.bar.get()).unwrap_or(0)
+    }
+
+    /// Returns `true` if the BAR is empty (never for a provider of an enabled device).
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Returns the PCI bus address minus the CPU physical address of this BAR (wrapping).
+    pub fn bus_offset(&self) -> u64 {
+        // SAFETY: `raw` is valid for `'bound` (type invariant) and never written again.
+        unsafe { (*self.raw.as_ptr()).bus_offset }
+    }
+
+    /// Translates the CPU physical range `[paddr, paddr + len)` of this BAR to the PCI bus
+    /// address a client behind the same switch ([`MapType::BusAddr`]) must use.
+    ///
+    /// Fails with `ERANGE` if the range is not inside the BAR, `EINVAL` if it is empty.
+    pub fn bus_addr(&self, paddr: PhysAddr, len: u64) -> Result<DmaAddress> {
+        bus_addr_in(self.phys_start(), self.len(), self.bus_offset(), paddr, len)
+    }
+
+    /// Pure rule behind [`Self::bus_addr`], for a BAR at `bar_start` of `bar_len` bytes
+    /// with the given bus offset.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use kernel::p2pdma::P2pdmaProvider;
+    ///
+    /// // A 16 MiB BAR at 0xfc00_0000 whose bus address is 0x1000 lower.
+    /// let offset = 0u64.wrapping_sub(0x1000);
+    /// let bus = P2pdmaProvider::bus_addr_in(0xfc00_0000, 16 << 20, offset, 0xfc00_2000, 4096)?;
+    /// assert_eq!(bus, 0xfbff_f000 + 0x2000);
+    /// // Outside the BAR, or running over its end, is `ERANGE`.
+    /// assert_eq!(P2pdmaProvider::bus_addr_in(0xfc00_0000, 16 << 20, 0, 0xfd00_0000, 1), Err(ERANGE));
+    /// assert_eq!(P2pdmaProvider::bus_addr_in(0xfc00_0000, 16 << 20, 0, 0xfc00_0000, 0), Err(EINVAL));
+    /// # Ok::<(), Error>(())
+    /// ```
+    pub fn bus_addr_in(
+        bar_start: PhysAddr,
+        bar_len: ResourceSize,
+        bus_offset: u64,
+        paddr: PhysAddr,
+        len: u64,
+    ) -> Result<DmaAddress> {
+        bus_addr_in(bar_start, bar_len, bus_offset, paddr, len)
+    }
+
+    /// Returns how `client` reaches this provider (`pci_p2pdma_map_type()`).
+    ///
+    /// The answer is cached by the C code per provider device and client. A client that
+    /// is not a PCI device gets [`MapType::NotSupported`].
+    // `pci_p2pdma_map_type()` is not exported: this non-generic, never-inlined function
+    // keeps the call inside the built-in kernel crate, so modules call this exported
+    // Rust symbol instead (the pattern of `devres::base`).
+    #[inline(never)]
+    pub fn map_type(&self, client: &device::Device) -> MapType {
+        // SAFETY: `raw` is valid for `'bound` (type invariant), `client` is a valid device.
+        let raw = unsafe { bindings::pci_p2pdma_map_type(self.raw.as_ptr(), client.as_raw()) };
+        MapType::from_c(raw)
+    }
+
+    /// Returns the sum of the PCI distances from this provider's device to `clients`, or
+    /// `None` if any of them cannot reach it (`pci_p2pdma_distance_many()`).
+    ///
+    /// Unlike [`Self::map_type`], a client that is not a PCI device is judged by its
+    /// closest PCI parent.
+    pub fn distance(&self, clients: &[&device::Device]) -> Result<Option<u32>> {
+        let mut raw = KVec::with_capacity(clients.len(), GFP_KERNEL)?;
+        for client in clients {
+            raw.push(client.as_raw(), GFP_KERNEL)?;
+        }
+        let num = i32::try_from(raw.len())?;
+        // SAFETY: `pdev` is a valid PCI device and `raw` holds `num` valid devices.
+        let dist = unsafe {
+            bindings::pci_p2pdma_distance_many(self.pdev.as_raw(), raw.as_mut_ptr(), num, false)
+        };
+        Ok(u32::try_from(dist).ok())
+    }
+
+    /// Registers the provider as a device-managed resource, for holders that must be
+    /// `'static`; access is revoked when the device is unbound.
+    pub fn into_devres(self) -> Result<Devres<P2pdmaProvider<'static>>> {
+        // SAFETY: Extending the lifetime to `'static` is sound because `Devres` revokes
+        // access before the provider is freed: its release runs before the devres action
+        // of `pcim_p2pdma_init()` that frees the provider, which was registered earlier.
+        let provider: P2pdmaProvider<'static> = unsafe { core::mem::transmute(self) };
+        Devres::new(provider.pdev.as_ref(), provider)
+    }
+}

@@ -1,0 +1,73 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! KUnit tests for the pure rules of [`kernel::p2pdma`](super).
+
+use crate::prelude::*;
+
+
+#[kunit_tests(rust_p2pdma)]
+mod rules {
+    use crate::{
+        bindings,
+        p2pdma::{
+            BarIndex,
+            MapType,
+            P2pdmaProvider, //
+        },
+        prelude::*, //
+    };
+
+    #[test]
+    fn bar_index_bounds() {
+        for i in 0..6 {
+            assert_eq!(BarIndex::new(i).map(BarIndex::get), Ok(i));
+        }
+        assert_eq!(BarIndex::new(6), Err(EINVAL));
+        assert_eq!(BarIndex::new(u32::MAX), Err(EINVAL));
+        assert_eq!(BarIndex::all().map(BarIndex::get).last(), Some(5));
+    }
+
+    #[test]
+    fn map_type_conversion() {
+        for t in [
+            MapType::None,
+            MapType::NotSupported,
+            MapType::BusAddr,
+            MapType::ThruHostBridge,
+        ] {
+            assert_eq!(MapType::try_from(t.as_raw()), Ok(t));
+        }
+        assert_eq!(
+            MapType::try_from(bindings::pci_p2pdma_map_type_PCI_P2PDMA_MAP_UNKNOWN),
+            Err(EINVAL)
+        );
+        assert_eq!(MapType::try_from(5), Err(EINVAL));
+        assert_eq!(MapType::try_from(u32::MAX), Err(EINVAL));
+        // Unknown answers from C are never treated as mappable.
+        assert_eq!(MapType::from_c(0), MapType::NotSupported);
+        assert_eq!(MapType::from_c(77), MapType::NotSupported);
+    }
+
+    #[test]
+    fn bus_addr_range_and_wrap() {
+        const START: u64 = 0xfc00_0000;
+        const LEN: u64 = 16 << 20;
+        let f = P2pdmaProvider::bus_addr_in;
+        // First and last byte of the BAR.
+        assert_eq!(f(START, LEN, 0, START, 1), Ok(START));
+        assert_eq!(f(START, LEN, 0, START + LEN - 1, 1), Ok(START + LEN - 1));
+        assert_eq!(f(START, LEN, 0, START, LEN), Ok(START));
+        // Below, above, running over the end, empty.
+        assert_eq!(f(START, LEN, 0, START - 1, 1), Err(ERANGE));
+        assert_eq!(f(START, LEN, 0, START + LEN, 1), Err(ERANGE));
+        assert_eq!(f(START, LEN, 0, START + LEN - 1, 2), Err(ERANGE));
+        assert_eq!(f(START, LEN, 0, START, 0), Err(EINVAL));
+        // Overflow of the range or of the BAR end.
+        assert_eq!(f(START, LEN, 0, u64::MAX, 2), Err(ERANGE));
+        assert_eq!(f(u64::MAX - 1, 4, 0, u64::MAX - 1, 1), Err(ERANGE));
+        // A negative bus offset wraps, as the C `paddr + bus_offset` does.
+        assert_eq!(f(START, LEN, 0u64.wrapping_sub(START), START + 0x10, 1), Ok(0x10));
+        // A bus address above 4 GiB for a BAR below it.
+        assert_eq!(f(START, LEN, 1 << 40, START, 1), Ok(START + (1 << 40)));
+    }
+}
