@@ -12,6 +12,7 @@ ROOT=$KOUT/initramfs
 rm -rf "$ROOT" && mkdir -p "$ROOT"/{bin,sbin,usr/bin,proc,sys,dev,tmp,lib/modules,kselftest}
 
 cp /bin/busybox "$ROOT/bin/busybox"
+ln -s busybox "$ROOT/bin/sh"
 install -m 755 "$REPO/harness/init" "$ROOT/init"
 install -m 755 "$REPO/harness/p2pdma-inventory" "$ROOT/usr/bin/p2pdma-inventory"
 

@@ -21,7 +21,7 @@ SPLAT = re.compile(
     r"(WARNING: CPU: \d+ PID|------------\[ cut here \]|\bBUG: |kernel BUG at|"
     r"Oops: |Kernel panic|KASAN: |KFENCE: |UBSAN: |"
     r"WARNING: .*(locking|lock held|lock state|recursive|suspicious RCU)|"
-    r"INFO: task .* blocked|unreferenced object 0x|DMA-API: |panicked at)"
+    r"INFO: task .* blocked|unreferenced object 0x|panicked at)"
 )
 
 

@@ -59,15 +59,15 @@ impl Info {
             for p in &self.providers {
                 // The distance query also fills the C map-type cache quietly, so the
                 // map-type query below does not log for unreachable pairs.
-                let dist = p.try_access_with(|p| (p.distance(&[c]), p.map_type(c), p.bar()));
+                let dist = p.try_access_with(|p| (p.distance_to(c), p.map_type(c), p.bar()));
                 let Some((dist, map, bar)) = dist else {
                     return f.write_fmt(fmt!("{me} unbound\n"));
                 };
                 let bar = bar.get();
                 let cname = c.name();
                 match dist {
-                    Ok(Some(d)) => f.write_fmt(fmt!("{me} bar{bar} {cname} {map} {d}\n"))?,
-                    _ => f.write_fmt(fmt!("{me} bar{bar} {cname} {map} -\n"))?,
+                    Some(d) => f.write_fmt(fmt!("{me} bar{bar} {cname} {map} {d}\n"))?,
+                    None => f.write_fmt(fmt!("{me} bar{bar} {cname} {map} -\n"))?,
                 }
             }
         }

@@ -256,11 +256,24 @@ impl<'bound> P2pdmaProvider<'bound> {
         MapType::from_c(raw)
     }
 
-    /// Returns the sum of the PCI distances from this provider's device to `clients`, or
-    /// `None` if any of them cannot reach it (`pci_p2pdma_distance_many()`).
+    /// Returns the PCI distance from this provider's device to `client`, or `None` if the
+    /// client cannot reach it (`pci_p2pdma_distance()`). Does not sleep.
     ///
     /// Unlike [`Self::map_type`], a client that is not a PCI device is judged by its
     /// closest PCI parent.
+    pub fn distance_to(&self, client: &device::Device) -> Option<u32> {
+        let mut raw = [client.as_raw()];
+        // SAFETY: `pdev` is a valid PCI device and `raw` holds one valid device.
+        let dist = unsafe {
+            bindings::pci_p2pdma_distance_many(self.pdev.as_raw(), raw.as_mut_ptr(), 1, false)
+        };
+        u32::try_from(dist).ok()
+    }
+
+    /// Returns the sum of the PCI distances from this provider's device to `clients`, or
+    /// `None` if any of them cannot reach it (`pci_p2pdma_distance_many()`).
+    ///
+    /// Allocates, so it may sleep; see [`Self::distance_to`] for a single client.
     pub fn distance(&self, clients: &[&device::Device]) -> Result<Option<u32>> {
         let mut raw = KVec::with_capacity(clients.len(), GFP_KERNEL)?;
         for client in clients {

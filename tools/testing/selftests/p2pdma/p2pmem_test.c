@@ -58,8 +58,9 @@ static int find_dev(long vendor, long device, long class, char *bdf, size_t len)
 			continue;
 		if (read_long(e->d_name, "vendor") == vendor &&
 		    read_long(e->d_name, "device") == device &&
-		    (!class || read_long(e->d_name, "class") == class)) {
-			snprintf(bdf, len, "%s", e->d_name);
+		    (!class || read_long(e->d_name, "class") == class) &&
+		    strlen(e->d_name) < len) {
+			strcpy(bdf, e->d_name);
 			closedir(d);
 			return 0;
 		}
@@ -144,7 +145,9 @@ TEST_F(nvme, cmb_is_published_p2pmem)
 	ASSERT_GE(size, 2L << 20) TH_LOG("%s has no p2pmem (CMB not registered)", self->bdf);
 	EXPECT_EQ(0, size % (2L << 20));
 	EXPECT_EQ(1, read_long(self->bdf, "p2pmem/published"));
-	EXPECT_EQ(size, read_long(self->bdf, "p2pmem/available"));
+	/* The NVMe driver may keep some of its CMB for queues. */
+	EXPECT_GT(read_long(self->bdf, "p2pmem/available"), 0);
+	EXPECT_LE(read_long(self->bdf, "p2pmem/available"), size);
 }
 
 TEST_F(nvme, p2pmem_alloc_gives_memory_back)
