@@ -107,7 +107,14 @@ def main():
     ksft = []
     if want_ksft:
         body, closed = section(lines, "kselftest")
-        ksft = parse_tap([l for l in body], 2)
+        # The kselftest runner nests each program's TAP under "# " prefixes.
+        nested = []
+        for l in body:
+            depth = 0
+            while l.startswith("# "):
+                l, depth = l[2:], depth + 1
+            nested.append("    " * depth + l)
+        ksft = parse_tap(nested, 4)
         if not closed:
             problems.append("the kselftest run did not finish")
         if not ksft:

@@ -228,8 +228,9 @@ impl<'bound> P2pdmaProvider<'bound> {
     /// let bus = P2pdmaProvider::bus_addr_in(0xfc00_0000, 16 << 20, offset, 0xfc00_2000, 4096)?;
     /// assert_eq!(bus, 0xfbff_f000 + 0x2000);
     /// // Outside the BAR, or running over its end, is `ERANGE`.
-    /// assert_eq!(P2pdmaProvider::bus_addr_in(0xfc00_0000, 16 << 20, 0, 0xfd00_0000, 1), Err(ERANGE));
-    /// assert_eq!(P2pdmaProvider::bus_addr_in(0xfc00_0000, 16 << 20, 0, 0xfc00_0000, 0), Err(EINVAL));
+    /// let f = P2pdmaProvider::bus_addr_in;
+    /// assert_eq!(f(0xfc00_0000, 16 << 20, 0, 0xfd00_0000, 1), Err(ERANGE));
+    /// assert_eq!(f(0xfc00_0000, 16 << 20, 0, 0xfc00_0000, 0), Err(EINVAL));
     /// # Ok::<(), Error>(())
     /// ```
     pub fn bus_addr_in(

@@ -60,7 +60,7 @@ static int find_dev(long vendor, long device, long class, char *bdf, size_t len)
 		    read_long(e->d_name, "device") == device &&
 		    (!class || read_long(e->d_name, "class") == class) &&
 		    strlen(e->d_name) < len) {
-			strcpy(bdf, e->d_name);
+			memcpy(bdf, e->d_name, strlen(e->d_name) + 1);
 			closedir(d);
 			return 0;
 		}
@@ -133,7 +133,8 @@ TEST_F(nvme, behind_switch)
 	char dn[32], up[32];
 
 	ASSERT_EQ(0, upstream_of(self->bdf, dn, sizeof(dn)));
-	EXPECT_EQ(PCI_EXP_TYPE_DOWNSTREAM, pcie_type(dn)) TH_LOG("%s is no switch downstream port", dn);
+	EXPECT_EQ(PCI_EXP_TYPE_DOWNSTREAM, pcie_type(dn))
+		TH_LOG("%s is no switch downstream port", dn);
 	ASSERT_EQ(0, upstream_of(dn, up, sizeof(up)));
 	EXPECT_EQ(PCI_EXP_TYPE_UPSTREAM, pcie_type(up)) TH_LOG("%s is no switch upstream port", up);
 }
