@@ -62,7 +62,7 @@ config-%: tree
 
 kernel-run: config-run
 	@echo "[build] run kernel (O=build/run)"
-	@$(call KMAKE,run) -s bzImage modules 2>&1 | tee $(BUILD)/run/build.log
+	@set -o pipefail; $(call KMAKE,run) -s bzImage modules 2>&1 | tee $(BUILD)/run/build.log
 
 kernel-check: config-check
 	@echo "[build] debug kernel with CLIPPY=1 (O=build/check)"

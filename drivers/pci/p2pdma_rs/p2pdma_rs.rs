@@ -92,7 +92,10 @@ kernel::pci_device_table!(
     <P2pdmaRs as pci::Driver>::IdInfo,
     [
         // QEMU ivshmem-plain: BAR0 holds registers, BAR2 the shared memory.
-        (pci::DeviceId::from_id(pci::Vendor::REDHAT_QUMRANET, 0x1110), ()),
+        (
+            pci::DeviceId::from_id(pci::Vendor::REDHAT_QUMRANET, 0x1110),
+            ()
+        ),
     ]
 );
 

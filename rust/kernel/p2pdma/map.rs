@@ -53,7 +53,10 @@ impl MapType {
     /// choice: such a pair is never mapped.
     pub(crate) fn from_c(raw: bindings::pci_p2pdma_map_type) -> Self {
         Self::try_from(raw).unwrap_or_else(|_| {
-            crate::pr_warn_once!("p2pdma: unexpected map type {}, treated as NOT_SUPPORTED\n", raw);
+            crate::pr_warn_once!(
+                "p2pdma: unexpected map type {}, treated as NOT_SUPPORTED\n",
+                raw
+            );
             Self::NotSupported
         })
     }

@@ -4,7 +4,6 @@
 
 use crate::prelude::*;
 
-
 #[kunit_tests(rust_p2pdma)]
 mod rules {
     use crate::{
@@ -66,7 +65,10 @@ mod rules {
         assert_eq!(f(START, LEN, 0, u64::MAX, 2), Err(ERANGE));
         assert_eq!(f(u64::MAX - 1, 4, 0, u64::MAX - 1, 1), Err(ERANGE));
         // A negative bus offset wraps, as the C `paddr + bus_offset` does.
-        assert_eq!(f(START, LEN, 0u64.wrapping_sub(START), START + 0x10, 1), Ok(0x10));
+        assert_eq!(
+            f(START, LEN, 0u64.wrapping_sub(START), START + 0x10, 1),
+            Ok(0x10)
+        );
         // A bus address above 4 GiB for a BAR below it.
         assert_eq!(f(START, LEN, 1 << 40, START, 1), Ok(START + (1 << 40)));
     }
