@@ -21,13 +21,9 @@ TIMEOUT ?= 900
 # Paths where this repository mirrors the kernel tree.
 OVERLAY := rust drivers samples include tools kernel
 
--include $(BUILD)/env.mk
-# Re-run the set-up when a cached tool went missing (never rely on the cache).
-ifeq ($(and $(wildcard $(P2PDMA_BINDGEN)),$(wildcard $(P2PDMA_KTAR)),$(wildcard $(P2PDMA_LIBCLANG_PATH))),)
-.PHONY: $(BUILD)/env.mk
-endif
-export LIBCLANG_PATH := $(P2PDMA_LIBCLANG_PATH)
-KMAKE = $(MAKE) -C $(KSRC) -j$(JOBS) BINDGEN=$(P2PDMA_BINDGEN) O=$(BUILD)/$(1)
+# Tool paths found by `make setup` (a shell fragment in the build folder).
+ENV   = . $(BUILD)/env.sh &&
+KMAKE = $(ENV) $(MAKE) -C $(KSRC) -j$(JOBS) BINDGEN=$$P2PDMA_BINDGEN O=$(BUILD)/$(1)
 
 .PHONY: all setup tree run check bench static kunit-boot clean distclean help
 .DEFAULT_GOAL := help
@@ -35,13 +31,13 @@ help:
 	@sed -n 's/^#   make/  make/p' Makefile
 
 # --- preparation --------------------------------------------------------
-setup: $(BUILD)/env.mk
-$(BUILD)/env.mk: harness/setup.sh
+# Idempotent and quick once done; runs every time so a lost cache is refilled.
+setup:
 	@mkdir -p $(BUILD)
-	@P2PDMA_CACHE=$(CACHE) harness/setup.sh $@.tmp && mv $@.tmp $@
+	@P2PDMA_CACHE=$(CACHE) harness/setup.sh $(BUILD)/env.sh
 
 tree: setup
-	@P2PDMA_KTAR=$(P2PDMA_KTAR) harness/tree.sh $(KSRC) $(OVERLAY)
+	@$(ENV) harness/tree.sh $(KSRC) $(OVERLAY)
 
 # --- kernel builds: run (plain), check (debug), nop2pdma (P2PDMA=n) ------
 FRAG_run      := p2pdma_rs.config

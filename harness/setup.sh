@@ -7,14 +7,14 @@
 #   $P2PDMA_CACHE (default ~/.cache/p2pdma-rs); nothing relies on the cache
 #   being there, and no system apt source is modified.
 #
-# Prints `KEY=VALUE` lines for the Makefile on its last lines (env file).
+# Writes the tool paths it found as a shell fragment to $1.
 set -euo pipefail
 
 CACHE=${P2PDMA_CACHE:-$HOME/.cache/p2pdma-rs}
 BINDGEN_VERSION=${BINDGEN_VERSION:-0.73.2}
 LIBCLANG_VERSION=${LIBCLANG_VERSION:-18.1.1}
 KPKG=linux-source-7.2
-ENVFILE=${1:-$CACHE/env.mk}
+ENVFILE=${1:-$CACHE/env.sh}
 
 log() { printf '[setup] %s\n' "$*" >&2; }
 die() { printf '[setup] ERROR: %s\n' "$*" >&2; exit 1; }
@@ -119,9 +119,10 @@ if [ ! -s "$KTAR" ]; then
 	rm -rf "$CACHE/src/x"
 fi
 
-cat >"$ENVFILE" <<EOE
-P2PDMA_BINDGEN := $TOOLS/bin/bindgen
-P2PDMA_LIBCLANG_PATH := $LIBCLANG_DIR
-P2PDMA_KTAR := $KTAR
+cat >"$ENVFILE.tmp" <<EOE
+export P2PDMA_BINDGEN=$TOOLS/bin/bindgen
+export LIBCLANG_PATH=$LIBCLANG_DIR
+export P2PDMA_KTAR=$KTAR
 EOE
-log "ready: $(rustc --version), $("$TOOLS/bin/bindgen" --version), libclang $LIBCLANG_VERSION, $(basename "$KTAR")"
+mv "$ENVFILE.tmp" "$ENVFILE"
+[ -n "${P2PDMA_QUIET:-}" ] || log "ready: $(rustc --version), $("$TOOLS/bin/bindgen" --version), libclang $LIBCLANG_VERSION, $(basename "$KTAR")"
