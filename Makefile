@@ -97,7 +97,7 @@ static: tree config-check
 	@harness/no-warnings.sh "make rustdoc" $(BUILD)/check/rustdoc.log
 
 check: static kernel-nop2pdma boot-check
-	@harness/results.py $(BUILD)/check/guest.log
+	@python3 harness/results.py $(BUILD)/check/guest.log
 
 bench:
 	@echo "make bench: no benchmarks yet"
