@@ -28,6 +28,7 @@
 mod client;
 mod map;
 mod provider;
+mod state;
 
 pub use client::PciDevices;
 pub use map::MapType;
@@ -36,6 +37,7 @@ pub use provider::{
     P2pdma,
     P2pdmaProvider, //
 };
+pub use state::MapState;
 
 #[cfg(CONFIG_RUST_P2PDMA_KUNIT_TEST)]
 mod tests;

@@ -297,4 +297,9 @@ impl<'bound> P2pdmaProvider<'bound> {
         let provider: P2pdmaProvider<'static> = unsafe { core::mem::transmute(self) };
         Devres::new(provider.pdev.as_ref(), provider)
     }
+
+    /// Returns the raw provider pointer, valid for `'bound`.
+    pub(crate) fn as_raw(&self) -> *mut bindings::p2pdma_provider {
+        self.raw.as_ptr()
+    }
 }

@@ -10,6 +10,7 @@ mod rules {
         bindings,
         p2pdma::{
             BarIndex,
+            MapState,
             MapType,
             P2pdmaProvider, //
         },
@@ -71,5 +72,55 @@ mod rules {
         );
         // A bus address above 4 GiB for a BAR below it.
         assert_eq!(f(START, LEN, 1 << 40, START, 1), Ok(START + (1 << 40)));
+    }
+
+    #[test]
+    fn map_state_hit_miss_and_switch() {
+        // Two real provider structs; only their identity matters to the cache.
+        let mut a = bindings::p2pdma_provider {
+            owner: core::ptr::null_mut(),
+            bus_offset: 0,
+        };
+        let mut b = bindings::p2pdma_provider {
+            owner: core::ptr::null_mut(),
+            bus_offset: 0,
+        };
+        let (pa, pb): (*mut _, *mut _) = (&mut a, &mut b);
+        let client = crate::faux::Registration::new(c"rust_p2pdma_test", None);
+        let Ok(client) = client else { return };
+        let mut st = MapState::new(client.as_ref());
+        let mut misses = 0;
+        assert_eq!(st.cached(), None);
+        // Miss, then hits on the same provider: the answer of a hit is the cached one.
+        assert_eq!(
+            st.lookup_with(pa, MapType::BusAddr, &mut misses),
+            MapType::BusAddr
+        );
+        assert_eq!(
+            st.lookup_with(pa, MapType::NotSupported, &mut misses),
+            MapType::BusAddr
+        );
+        assert_eq!(misses, 1);
+        // Switching providers asks again, and back again too.
+        assert_eq!(
+            st.lookup_with(pb, MapType::ThruHostBridge, &mut misses),
+            MapType::ThruHostBridge
+        );
+        assert_eq!(
+            st.lookup_with(pa, MapType::BusAddr, &mut misses),
+            MapType::BusAddr
+        );
+        assert_eq!(misses, 3);
+        assert_eq!(st.cached(), Some(MapType::BusAddr));
+        // An ordinary page is no P2P source: NONE, and the cache is kept.
+        let page = crate::page::Page::alloc_page(GFP_KERNEL);
+        let Ok(page) = page else { return };
+        assert_eq!(st.page(&page), MapType::None);
+        assert_eq!(st.cached(), Some(MapType::BusAddr));
+        assert_eq!(
+            st.lookup_with(pa, MapType::NotSupported, &mut misses),
+            MapType::BusAddr
+        );
+        assert_eq!(misses, 3);
     }
 }

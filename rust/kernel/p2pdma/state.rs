@@ -1,0 +1,124 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! The map-state cache of a mapping walk.
+
+use super::{
+    MapType,
+    P2pdmaProvider, //
+};
+use crate::{
+    bindings,
+    device,
+    page::Page, //
+};
+use core::{
+    marker::PhantomData,
+    ptr, //
+};
+
+/// Map-state cache for one mapping walk (`struct pci_p2pdma_map_state`).
+///
+/// A walk over the pages or ranges of a transfer asks, for each one, how `client` reaches
+/// the memory. Consecutive sources almost always share a provider, so the state remembers
+/// the last provider and its map type: a hit costs one pointer compare, as in C.
+///
+/// One cache serves both kinds of source: pgmap-backed P2P pages ([`MapState::page`]) and
+/// pageless providers ([`MapState::provider`]). Both lead to the same `struct
+/// p2pdma_provider` of a BAR, so switching between them keeps the cached answer when the
+/// provider is the same, and asks again when it is not.
+///
+/// # Invariants
+///
+/// `state.mem` is NULL or the provider of a source seen during `'a`, and then `map` is its
+/// map type for `client` and `state.map` the same value in C form.
+pub struct MapState<'a> {
+    state: bindings::pci_p2pdma_map_state,
+    map: MapType,
+    client: &'a device::Device,
+    _sources: PhantomData<&'a bindings::p2pdma_provider>,
+}
+
+impl<'a> MapState<'a> {
+    /// Starts a walk for transfers between `client` and the sources it will be given.
+    pub fn new(client: &'a device::Device) -> Self {
+        // INVARIANT: no provider cached yet.
+        Self {
+            state: bindings::pci_p2pdma_map_state {
+                mem: ptr::null_mut(),
+                map: bindings::pci_p2pdma_map_type_PCI_P2PDMA_MAP_UNKNOWN,
+            },
+            map: MapType::NotSupported,
+            client,
+            _sources: PhantomData,
+        }
+    }
+
+    /// Returns the map type of `provider` for the client, asking the topology only when
+    /// `provider` is not the one cached.
+    #[inline]
+    pub fn provider(&mut self, provider: &P2pdmaProvider<'a>) -> MapType {
+        let raw = provider.as_raw();
+        if ptr::eq(self.state.mem, raw) {
+            return self.map;
+        }
+        self.provider_miss(raw)
+    }
+
+    // `pci_p2pdma_map_type()` is not exported: the miss path stays in the built-in kernel
+    // crate (non-generic, never inlined), only the compare is inlined into callers.
+    #[inline(never)]
+    fn provider_miss(&mut self, raw: *mut bindings::p2pdma_provider) -> MapType {
+        // SAFETY: `raw` comes from a `P2pdmaProvider<'a>`, valid during `'a`; the client is a
+        // valid device.
+        let map =
+            MapType::from_c(unsafe { bindings::pci_p2pdma_map_type(raw, self.client.as_raw()) });
+        self.set(raw, map);
+        map
+    }
+
+    /// Returns the map type of `page` for the client: [`MapType::None`] for ordinary memory,
+    /// the cached answer for a P2P page of the cached provider, else a fresh one
+    /// (`pci_p2pdma_state()`).
+    #[inline(never)]
+    pub fn page(&mut self, page: &'a Page) -> MapType {
+        // SAFETY: `self.state` is a valid map state, the client a valid device and `page` a
+        // valid page that outlives the walk.
+        let raw = unsafe {
+            bindings::pci_p2pdma_state(&mut self.state, self.client.as_raw(), page.as_ptr())
+        };
+        if raw == bindings::pci_p2pdma_map_type_PCI_P2PDMA_MAP_NONE {
+            return MapType::None;
+        }
+        // INVARIANT: the C code updated `state` for the page's provider.
+        self.map = MapType::from_c(raw);
+        self.map
+    }
+
+    /// Returns the cached map type, if a provider has been seen.
+    pub fn cached(&self) -> Option<MapType> {
+        (!self.state.mem.is_null()).then_some(self.map)
+    }
+
+    fn set(&mut self, raw: *mut bindings::p2pdma_provider, map: MapType) {
+        // INVARIANT: `map` is the answer for `raw`, stored in both forms.
+        self.state.mem = raw;
+        self.state.map = map.as_raw();
+        self.map = map;
+    }
+
+    /// Test seam: the cache rule with a given answer for a miss.
+    #[cfg(CONFIG_RUST_P2PDMA_KUNIT_TEST)]
+    pub(crate) fn lookup_with(
+        &mut self,
+        raw: *mut bindings::p2pdma_provider,
+        answer: MapType,
+        misses: &mut u32,
+    ) -> MapType {
+        if ptr::eq(self.state.mem, raw) {
+            return self.map;
+        }
+        *misses += 1;
+        self.set(raw, answer);
+        answer
+    }
+}
