@@ -75,7 +75,7 @@ mod rules {
     }
 
     #[test]
-    fn map_state_hit_miss_and_switch() {
+    fn map_state_hit_miss_and_switch() -> Result {
         // Two real provider structs; only their identity matters to the cache.
         let mut a = bindings::p2pdma_provider {
             owner: core::ptr::null_mut(),
@@ -86,8 +86,7 @@ mod rules {
             bus_offset: 0,
         };
         let (pa, pb): (*mut _, *mut _) = (&mut a, &mut b);
-        let client = crate::faux::Registration::new(c"rust_p2pdma_test", None);
-        let Ok(client) = client else { return };
+        let client = crate::faux::Registration::new(c"rust_p2pdma_test", None)?;
         let mut st = MapState::new(client.as_ref());
         let mut misses = 0;
         assert_eq!(st.cached(), None);
@@ -113,8 +112,7 @@ mod rules {
         assert_eq!(misses, 3);
         assert_eq!(st.cached(), Some(MapType::BusAddr));
         // An ordinary page is no P2P source: NONE, and the cache is kept.
-        let page = crate::page::Page::alloc_page(GFP_KERNEL);
-        let Ok(page) = page else { return };
+        let page = crate::page::Page::alloc_page(GFP_KERNEL)?;
         assert_eq!(st.page(&page), MapType::None);
         assert_eq!(st.cached(), Some(MapType::BusAddr));
         assert_eq!(
@@ -122,5 +120,6 @@ mod rules {
             MapType::BusAddr
         );
         assert_eq!(misses, 3);
+        Ok(())
     }
 }
