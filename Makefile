@@ -25,7 +25,7 @@ OVERLAY := rust drivers samples include tools kernel
 ENV   = . $(BUILD)/env.sh &&
 KMAKE = $(ENV) $(MAKE) -C $(KSRC) -j$(JOBS) BINDGEN=$$P2PDMA_BINDGEN O=$(BUILD)/$(1)
 
-.PHONY: all setup tree run check bench static kunit-boot clean distclean help
+.PHONY: setup tree run check bench static clean distclean help
 .DEFAULT_GOAL := help
 help:
 	@sed -n 's/^#   make/  make/p' Makefile
@@ -56,19 +56,13 @@ config-%: tree
 		echo "$$sum" >$(BUILD)/$*/.frag-sum; \
 	fi
 
-kernel-run: config-run
-	@echo "[build] run kernel (O=build/run)"
-	@set -o pipefail; $(call KMAKE,run) -s bzImage modules 2>&1 | tee $(BUILD)/run/build.log
+# Only the debug kernel is built with clippy (it compiles and lints at once).
+KFLAGS_check := CLIPPY=1
 
-kernel-check: config-check
-	@echo "[build] debug kernel with CLIPPY=1 (O=build/check)"
-	@set -o pipefail; $(call KMAKE,check) -s CLIPPY=1 bzImage modules 2>&1 | tee $(BUILD)/check/build.log
-	@harness/no-warnings.sh "make CLIPPY=1" $(BUILD)/check/build.log
-
-kernel-nop2pdma: config-nop2pdma
-	@echo "[build] CONFIG_PCI_P2PDMA=n kernel (O=build/nop2pdma)"
-	@set -o pipefail; $(call KMAKE,nop2pdma) -s bzImage modules 2>&1 | tee $(BUILD)/nop2pdma/build.log
-	@harness/no-warnings.sh "CONFIG_PCI_P2PDMA=n build" $(BUILD)/nop2pdma/build.log
+kernel-%: config-%
+	@echo "[build] $* kernel (O=build/$*) $(KFLAGS_$*)"
+	@set -o pipefail; $(call KMAKE,$*) -s $(KFLAGS_$*) bzImage modules 2>&1 | tee $(BUILD)/$*/build.log
+	@harness/no-warnings.sh "$* build $(KFLAGS_$*)" $(BUILD)/$*/build.log
 
 # --- guest: initramfs with busybox, the runner, selftests, modules -------
 initramfs-%: kernel-%

@@ -89,7 +89,6 @@ def section(lines, name):
 
 def main():
     log = sys.argv[1]
-    want_ksft = "--no-kselftest" not in sys.argv
     raw = open(log, errors="replace").read().replace("\r", "").splitlines()
     lines = [TS.sub("", l) for l in raw]
     problems = []
@@ -104,25 +103,23 @@ def main():
     if not kunit:
         problems.append("no KUnit results in the boot log")
 
-    ksft = []
-    if want_ksft:
-        body, closed = section(lines, "kselftest")
-        # The kselftest runner nests each program's TAP under "# " prefixes.
-        nested = []
-        for l in body:
-            depth = 0
-            while l.startswith("# "):
-                l, depth = l[2:], depth + 1
-            nested.append("    " * depth + l)
-        ksft = parse_tap(nested, 4)
-        if not closed:
-            problems.append("the kselftest run did not finish")
-        if not ksft:
-            problems.append("no kselftest results")
-        plans = [int(m.group("n")) for m in map(PLAN.match, body) if m and not m.group("ind")]
-        tops = [l for l in body if re.match(r"^(not )?ok \d+ ", l)]
-        if plans and len(tops) < plans[0]:
-            problems.append("kselftest: %d of %d test programs reported" % (len(tops), plans[0]))
+    body, closed = section(lines, "kselftest")
+    # The kselftest runner nests each program's TAP under "# " prefixes.
+    nested = []
+    for l in body:
+        depth = 0
+        while l.startswith("# "):
+            l, depth = l[2:], depth + 1
+        nested.append("    " * depth + l)
+    ksft = parse_tap(nested, 4)
+    if not closed:
+        problems.append("the kselftest run did not finish")
+    if not ksft:
+        problems.append("no kselftest results")
+    plans = [int(m.group("n")) for m in map(PLAN.match, body) if m and not m.group("ind")]
+    tops = [l for l in body if re.match(r"^(not )?ok \d+ ", l)]
+    if plans and len(tops) < plans[0]:
+        problems.append("kselftest: %d of %d test programs reported" % (len(tops), plans[0]))
 
     if not any(l.startswith("@@P2PDMA DONE") for l in lines):
         problems.append("the guest did not reach the end of its runner")

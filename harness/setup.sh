@@ -125,4 +125,4 @@ export LIBCLANG_PATH=$LIBCLANG_DIR
 export P2PDMA_KTAR=$KTAR
 EOE
 mv "$ENVFILE.tmp" "$ENVFILE"
-[ -n "${P2PDMA_QUIET:-}" ] || log "ready: $(rustc --version), $("$TOOLS/bin/bindgen" --version), libclang $LIBCLANG_VERSION, $(basename "$KTAR")"
+log "ready: $(rustc --version), $("$TOOLS/bin/bindgen" --version), libclang $LIBCLANG_VERSION, $(basename "$KTAR")"

@@ -69,31 +69,6 @@ impl BarIndex {
     }
 }
 
-/// Translates the CPU physical range `[paddr, paddr + len)` of a BAR to a PCI bus address.
-///
-/// The range must be non-empty and lie inside the BAR `[bar_start, bar_start + bar_len)`;
-/// nothing may overflow. The translation adds `bus_offset` (PCI bus address minus CPU
-/// address of the BAR) with wrapping arithmetic, as the C code does: the offset is a
-/// difference of two `u64` values and is conceptually signed.
-///
-fn bus_addr_in(
-    bar_start: PhysAddr,
-    bar_len: ResourceSize,
-    bus_offset: u64,
-    paddr: PhysAddr,
-    len: u64,
-) -> Result<DmaAddress> {
-    if len == 0 {
-        return Err(EINVAL);
-    }
-    let bar_end = bar_start.checked_add(bar_len).ok_or(ERANGE)?;
-    let end = paddr.checked_add(len).ok_or(ERANGE)?;
-    if paddr < bar_start || end > bar_end {
-        return Err(ERANGE);
-    }
-    Ok(paddr.wrapping_add(bus_offset))
-}
-
 /// P2PDMA enabled on a bound PCI device (`pcim_p2pdma_init()`).
 ///
 /// This is the proof that the device's P2PDMA state exists; it gives out the device's
@@ -128,18 +103,10 @@ impl<'bound> P2pdma<'bound> {
     ///
     /// Fails with `EINVAL` if `bar` is not a memory BAR (an I/O BAR, or an unused one).
     pub fn provider(&self, bar: BarIndex) -> Result<P2pdmaProvider<'bound>> {
-        let raw = self.pdev.as_raw();
-        // The C function returns NULL for these too, but checking here keeps its WARN
-        // for a missing init unreachable, and gives a clear errno.
-        // SAFETY: `raw` is a valid PCI device and `bar` a standard BAR index.
-        let flags = unsafe { bindings::pci_resource_flags(raw, bar.get() as i32) };
-        if flags & bindings::IORESOURCE_MEM as c_ulong == 0 {
-            return Err(EINVAL);
-        }
-        // SAFETY: `raw` is valid, P2PDMA was initialised for this binding (type invariant)
-        // and `bar < PCI_STD_NUM_BARS` (invariant of `BarIndex`), so the C code indexes
-        // inside its `mem[]` array.
-        let ptr = unsafe { bindings::pcim_p2pdma_provider(raw, bar.get() as i32) };
+        // `pcim_p2pdma_provider()` returns NULL, quietly, for a BAR that is not a memory
+        // BAR; it WARNs only without `pcim_p2pdma_init()`, which our invariant rules out.
+        // SAFETY: P2PDMA is initialised (type invariant), `bar < PCI_STD_NUM_BARS`.
+        let ptr = unsafe { bindings::pcim_p2pdma_provider(self.pdev.as_raw(), bar.get() as i32) };
         let raw = NonNull::new(ptr).ok_or(EINVAL)?;
         // INVARIANT: `raw` is `pdev->p2pdma->mem[bar]` for a memory BAR, freed only when the
         // binding ends.
@@ -212,11 +179,16 @@ impl<'bound> P2pdmaProvider<'bound> {
     ///
     /// Fails with `ERANGE` if the range is not inside the BAR, `EINVAL` if it is empty.
     pub fn bus_addr(&self, paddr: PhysAddr, len: u64) -> Result<DmaAddress> {
-        bus_addr_in(self.phys_start(), self.len(), self.bus_offset(), paddr, len)
+        Self::bus_addr_in(self.phys_start(), self.len(), self.bus_offset(), paddr, len)
     }
 
-    /// Pure rule behind [`Self::bus_addr`], for a BAR at `bar_start` of `bar_len` bytes
-    /// with the given bus offset.
+    /// Pure rule behind [`Self::bus_addr`]: translates the CPU physical range
+    /// `[paddr, paddr + len)` of a BAR at `bar_start` of `bar_len` bytes to a PCI bus address.
+    ///
+    /// The range must be non-empty and lie inside the BAR `[bar_start, bar_start + bar_len)`;
+    /// nothing may overflow. The translation adds `bus_offset` (PCI bus address minus CPU
+    /// address of the BAR) with wrapping arithmetic, as the C code does: the offset is a
+    /// difference of two `u64` values and is conceptually signed.
     ///
     /// # Examples
     ///
@@ -240,7 +212,15 @@ impl<'bound> P2pdmaProvider<'bound> {
         paddr: PhysAddr,
         len: u64,
     ) -> Result<DmaAddress> {
-        bus_addr_in(bar_start, bar_len, bus_offset, paddr, len)
+        if len == 0 {
+            return Err(EINVAL);
+        }
+        let bar_end = bar_start.checked_add(bar_len).ok_or(ERANGE)?;
+        let end = paddr.checked_add(len).ok_or(ERANGE)?;
+        if paddr < bar_start || end > bar_end {
+            return Err(ERANGE);
+        }
+        Ok(paddr.wrapping_add(bus_offset))
     }
 
     /// Returns how `client` reaches this provider (`pci_p2pdma_map_type()`).
@@ -291,9 +271,9 @@ impl<'bound> P2pdmaProvider<'bound> {
     /// Registers the provider as a device-managed resource, for holders that must be
     /// `'static`; access is revoked when the device is unbound.
     pub fn into_devres(self) -> Result<Devres<P2pdmaProvider<'static>>> {
-        // SAFETY: Extending the lifetime to `'static` is sound because `Devres` revokes
-        // access before the provider is freed: its release runs before the devres action
-        // of `pcim_p2pdma_init()` that frees the provider, which was registered earlier.
+        // `Devres` revokes access before the provider is freed: its release runs before
+        // the earlier-registered devres action of `pcim_p2pdma_init()` that frees it.
+        // SAFETY: So the provider never outlives its binding, as if it were `'bound`.
         let provider: P2pdmaProvider<'static> = unsafe { core::mem::transmute(self) };
         Devres::new(provider.pdev.as_ref(), provider)
     }

@@ -33,6 +33,8 @@ use core::{
 /// map type for `client` and `state.map` the same value in C form.
 pub struct MapState<'a> {
     state: bindings::pci_p2pdma_map_state,
+    // `state.map` as a `MapType`, so that a hit costs the pointer compare alone and no
+    // conversion; written only together with `state` (in `lookup()` and `page()`).
     map: MapType,
     client: &'a device::Device,
     _sources: PhantomData<&'a bindings::p2pdma_provider>,
@@ -57,22 +59,27 @@ impl<'a> MapState<'a> {
     /// `provider` is not the one cached.
     #[inline]
     pub fn provider(&mut self, provider: &P2pdmaProvider<'a>) -> MapType {
-        let raw = provider.as_raw();
-        if ptr::eq(self.state.mem, raw) {
-            return self.map;
-        }
-        self.provider_miss(raw)
+        // The miss calls `P2pdmaProvider::map_type()`, which stays in the kernel crate
+        // (`pci_p2pdma_map_type()` is not exported); only the compare is inlined.
+        self.lookup(provider.as_raw(), |client| provider.map_type(client))
     }
 
-    // `pci_p2pdma_map_type()` is not exported: the miss path stays in the built-in kernel
-    // crate (non-generic, never inlined), only the compare is inlined into callers.
-    #[inline(never)]
-    fn provider_miss(&mut self, raw: *mut bindings::p2pdma_provider) -> MapType {
-        // SAFETY: `raw` comes from a `P2pdmaProvider<'a>`, valid during `'a`; the client is a
-        // valid device.
-        let map =
-            MapType::from_c(unsafe { bindings::pci_p2pdma_map_type(raw, self.client.as_raw()) });
-        self.set(raw, map);
+    /// The cache rule: a hit on `key` is one pointer compare; a miss asks `miss` and
+    /// remembers its answer.
+    #[inline]
+    pub(super) fn lookup(
+        &mut self,
+        key: *mut bindings::p2pdma_provider,
+        miss: impl FnOnce(&device::Device) -> MapType,
+    ) -> MapType {
+        if ptr::eq(self.state.mem, key) {
+            return self.map;
+        }
+        let map = miss(self.client);
+        // INVARIANT: `map` is the answer for `key`, stored in both forms.
+        self.state.mem = key;
+        self.state.map = map.as_raw();
+        self.map = map;
         map
     }
 
@@ -81,11 +88,9 @@ impl<'a> MapState<'a> {
     /// (`pci_p2pdma_state()`).
     #[inline(never)]
     pub fn page(&mut self, page: &'a Page) -> MapType {
-        // SAFETY: `self.state` is a valid map state, the client a valid device and `page` a
-        // valid page that outlives the walk.
-        let raw = unsafe {
-            bindings::pci_p2pdma_state(&mut self.state, self.client.as_raw(), page.as_ptr())
-        };
+        let (state, client) = (&raw mut self.state, self.client.as_raw());
+        // SAFETY: `state` is a valid map state, `client` a valid device, `page` a valid page.
+        let raw = unsafe { bindings::pci_p2pdma_state(state, client, page.as_ptr()) };
         if raw == bindings::pci_p2pdma_map_type_PCI_P2PDMA_MAP_NONE {
             return MapType::None;
         }
@@ -97,28 +102,5 @@ impl<'a> MapState<'a> {
     /// Returns the cached map type, if a provider has been seen.
     pub fn cached(&self) -> Option<MapType> {
         (!self.state.mem.is_null()).then_some(self.map)
-    }
-
-    fn set(&mut self, raw: *mut bindings::p2pdma_provider, map: MapType) {
-        // INVARIANT: `map` is the answer for `raw`, stored in both forms.
-        self.state.mem = raw;
-        self.state.map = map.as_raw();
-        self.map = map;
-    }
-
-    /// Test seam: the cache rule with a given answer for a miss.
-    #[cfg(CONFIG_RUST_P2PDMA_KUNIT_TEST)]
-    pub(crate) fn lookup_with(
-        &mut self,
-        raw: *mut bindings::p2pdma_provider,
-        answer: MapType,
-        misses: &mut u32,
-    ) -> MapType {
-        if ptr::eq(self.state.mem, raw) {
-            return self.map;
-        }
-        *misses += 1;
-        self.set(raw, answer);
-        answer
     }
 }
