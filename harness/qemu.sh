@@ -41,6 +41,8 @@ else
 fi
 
 set +e
+# TCG cannot offer every feature of a CPU model such as EPYC; it says so per vCPU.
+exec 2> >(grep -v "TCG doesn.t support requested feature" >&2)
 timeout -k 10 "$TIMEOUT" qemu-system-x86_64 \
 	-M q35 "${ACCELOPT[@]}" -cpu "$CPU" -smp 2 -m "$MEM" \
 	-display none -monitor none -no-reboot \

@@ -1,6 +1,11 @@
 // SPDX-License-Identifier: GPL-2.0
 
+#include <linux/dma-mapping.h>
+#include <linux/ktime.h>
+#include <linux/memremap.h>
+#include <linux/mm.h>
 #include <linux/pci-p2pdma.h>
+#include <linux/scatterlist.h>
 
 __rust_helper enum pci_p2pdma_map_type
 rust_helper_pci_p2pdma_state(struct pci_p2pdma_map_state *state,
@@ -8,3 +13,57 @@ rust_helper_pci_p2pdma_state(struct pci_p2pdma_map_state *state,
 {
 	return pci_p2pdma_state(state, dev, page);
 }
+
+__rust_helper phys_addr_t rust_helper_page_to_phys(struct page *page)
+{
+	return page_to_phys(page);
+}
+
+__rust_helper struct page *rust_helper_virt_to_page(const void *addr)
+{
+	return virt_to_page(addr);
+}
+
+__rust_helper void *rust_helper_sg_virt(struct scatterlist *sg)
+{
+	return sg_virt(sg);
+}
+
+__rust_helper void rust_helper_put_dev_pagemap(struct dev_pagemap *pgmap)
+{
+	put_dev_pagemap(pgmap);
+}
+
+__rust_helper int rust_helper_dma_mapping_error(struct device *dev,
+						dma_addr_t dma_addr)
+{
+	return dma_mapping_error(dev, dma_addr);
+}
+
+#ifdef CONFIG_RUST_P2PDMA_BENCH
+/*
+ * The C side of kernel::p2pdma::bench: @lookups cache hits of
+ * pci_p2pdma_state() on @page for @dev, in nanoseconds. It must be built in:
+ * pci_p2pdma_state() calls __pci_p2pdma_update_state(), which is not exported.
+ */
+__rust_helper u64 rust_helper_p2pdma_bench_c_hits(struct device *dev,
+						  struct page *page,
+						  u32 lookups)
+{
+	struct pci_p2pdma_map_state state = {};
+	unsigned int acc;
+	u64 start;
+	u32 i;
+
+	acc = pci_p2pdma_state(&state, dev, page);
+	start = ktime_get_ns();
+	for (i = 0; i < lookups; i++) {
+		/* Like black_box() in the Rust loop: the page is opaque each time. */
+		OPTIMIZER_HIDE_VAR(page);
+		acc += pci_p2pdma_state(&state, dev, page);
+	}
+	start = ktime_get_ns() - start;
+	OPTIMIZER_HIDE_VAR(acc);
+	return start;
+}
+#endif

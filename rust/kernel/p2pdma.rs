@@ -25,13 +25,25 @@
 //! finishes its `remove()`; for pageless providers this is the job of the mapping's
 //! owner (for example a dma-buf exporter revoking its importers).
 
+#[cfg(CONFIG_RUST_P2PDMA_BENCH)]
+pub mod bench;
 mod client;
 mod map;
+mod mmio;
+mod p2pmem;
 mod provider;
 mod state;
 
 pub use client::PciDevices;
 pub use map::MapType;
+pub use mmio::MmioMapping;
+pub use p2pmem::{
+    find_p2pmem,
+    P2pmem,
+    P2pmemAlloc,
+    P2pmemSgl,
+    P2PMEM_ALIGN, //
+};
 pub use provider::{
     BarIndex,
     P2pdma,

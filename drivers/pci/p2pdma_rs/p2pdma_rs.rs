@@ -2,25 +2,42 @@
 
 //! P2PDMA provider driver for QEMU's ivshmem-plain device.
 //!
-//! Enables P2PDMA on each device it binds, takes a provider for every memory BAR and
-//! reports, in debugfs, the providers and the map type from each of them to every PCI
-//! device of the system:
+//! Enables P2PDMA on each device it binds, takes a provider for every memory BAR, adds the
+//! shared-memory BAR 2 as published p2pmem, and offers in debugfs what the selftests check
+//! (`/sys/kernel/debug/p2pdma_rs-<bdf>/`):
 //!
 //! ```text
-//! /sys/kernel/debug/p2pdma_rs-<bdf>/providers   bar, CPU range, bus offset
-//! /sys/kernel/debug/p2pdma_rs-<bdf>/map_types   <provider> bar<N> <client> <MAP_TYPE> <distance>
+//! providers    bar<N> start <cpu> len <len> bus_offset <off> bus <bus address|-errno>
+//! map_types    <provider> bar<N> <client> <MAP_TYPE> <distance|->
+//! probe        results of the checks made while probing (pageless mappings, p2pmem
+//!              scatterlist, refused p2pmem resources)
+//! p2pmem_alloc allocates the whole pool in chunks, reports, frees (runs on each read)
+//! map_state    <client> <provider> <page> <other provider> <page again> <bus check>
+//! closest      <client> <closest published p2pmem provider|->
+//! bench        map-state cache hits, Rust against C (CONFIG_RUST_P2PDMA_BENCH)
 //! ```
 
 use kernel::{
     debugfs,
-    device::Core,
+    device::{
+        self,
+        Bound,
+        Core, //
+    },
     devres::Devres,
+    dma::DataDirection,
+    fmt,
     p2pdma::{
+        find_p2pmem,
         BarIndex,
+        MapState,
+        MmioMapping,
         P2pdma,
         P2pdmaProvider,
+        P2pmem,
         PciDevices, //
     },
+    page::PAGE_SIZE,
     pci,
     prelude::*,
     str::CString,
@@ -30,29 +47,68 @@ use kernel::{
     },
 };
 
+/// The shared-memory BAR of ivshmem-plain, given out as p2pmem.
+const P2PMEM_BAR: u32 = 2;
+/// Chunk size of the `p2pmem_alloc` test.
+const CHUNK: usize = 1 << 20;
+/// Most chunks the `p2pmem_alloc` test takes (a 64 MiB pool).
+const MAX_CHUNKS: usize = 64;
+
 /// What the debugfs files of one device read.
 struct Info {
     pdev: ARef<pci::Device>,
     providers: KVec<Devres<P2pdmaProvider<'static>>>,
+    /// Index in `providers` of the p2pmem BAR.
+    p2pmem_provider: usize,
+    p2pmem: Devres<P2pmem<'static>>,
+    /// Text of the checks made while probing.
+    probe: KVec<u8>,
+}
+
+/// Appends formatted text to `out`.
+fn put(out: &mut KVec<u8>, args: fmt::Arguments<'_>) -> Result {
+    let s = CString::try_from_fmt(args)?;
+    Ok(out.extend_from_slice(s.to_bytes(), GFP_KERNEL)?)
+}
+
+/// How a call ended, for reports: `ok` or the negative errno.
+struct Outcome(Option<Error>);
+
+fn outcome<T>(r: &Result<T>) -> Outcome {
+    Outcome(r.as_ref().err().copied())
+}
+
+impl fmt::Display for Outcome {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0 {
+            None => f.write_str("ok"),
+            Some(e) => f.write_fmt(fmt!("{}", e.to_errno())),
+        }
+    }
 }
 
 impl Info {
-    fn show_providers(&self, f: &mut kernel::fmt::Formatter<'_>) -> kernel::fmt::Result {
+    fn show_providers(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         for p in &self.providers {
             if let Some(p) = p.try_access() {
                 f.write_fmt(fmt!(
-                    "bar{} start {:#x} len {:#x} bus_offset {:#x}\n",
+                    "bar{} start {:#x} len {:#x} bus_offset {:#x} ",
                     p.bar().get(),
                     p.phys_start(),
                     p.len(),
-                    p.bus_offset()
+                    p.bus_offset(),
                 ))?;
+                // A BAR smaller than a page has no page-granular bus range.
+                match p.bus_addr(p.phys_start(), p.len()) {
+                    Ok(bus) => f.write_fmt(fmt!("bus {bus:#x}\n"))?,
+                    Err(e) => f.write_fmt(fmt!("bus {}\n", e.to_errno()))?,
+                }
             }
         }
         Ok(())
     }
 
-    fn show_map_types(&self, f: &mut kernel::fmt::Formatter<'_>) -> kernel::fmt::Result {
+    fn show_map_types(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let me = self.pdev.as_ref().name();
         for client in PciDevices::new() {
             let c = client.as_ref();
@@ -73,14 +129,243 @@ impl Info {
         }
         Ok(())
     }
+
+    fn show_probe(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(core::str::from_utf8(&self.probe).unwrap_or("not text\n"))
+    }
+
+    /// Takes the whole pool in chunks, then gives it back, and reports what it saw.
+    fn show_p2pmem_alloc(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let Some(pool) = self.p2pmem.try_access() else {
+            return f.write_str("unbound\n");
+        };
+        let bus_range = self.providers[self.p2pmem_provider]
+            .try_access_with(|p| (p.bus_addr(p.phys_start(), p.len()), p.len()));
+        let Some((Ok(bus_start), bus_len)) = bus_range else {
+            return f.write_str("unbound\n");
+        };
+        // Inside the RCU read section of the guards: no sleeping.
+        let Ok(mut chunks) = KVec::with_capacity(MAX_CHUNKS, GFP_ATOMIC) else {
+            return f.write_str("no memory\n");
+        };
+        let mut inside = true;
+        while chunks.len() < MAX_CHUNKS {
+            let Ok(chunk) = pool.alloc(CHUNK) else { break };
+            let bus = chunk.bus_addr();
+            inside &= bus >= bus_start && bus + CHUNK as u64 <= bus_start + bus_len;
+            // Cannot fail: the capacity is reserved.
+            if chunks.push(chunk, GFP_ATOMIC).is_err() {
+                break;
+            }
+        }
+        let zero = pool.alloc(0);
+        let more = pool.alloc(PAGE_SIZE);
+        let taken = chunks.len() * CHUNK;
+        drop(chunks);
+        f.write_fmt(fmt!(
+            "allocated {} chunks_inside_bar {} zero {} when_full {}\n",
+            taken,
+            if inside { "yes" } else { "no" },
+            outcome(&zero),
+            outcome(&more),
+        ))
+    }
+
+    /// Walks one map state per client over pgmap pages and pageless providers.
+    fn show_map_state(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let Some(other) = self
+            .providers
+            .iter()
+            .position(|p| p.try_access_with(|p| p.bar().get() != P2PMEM_BAR) == Some(true))
+        else {
+            return f.write_str("no second provider\n");
+        };
+        for client in PciDevices::new() {
+            let c = client.as_ref();
+            let (Some(pool), Some(p2p), Some(other)) = (
+                self.p2pmem.try_access(),
+                self.providers[self.p2pmem_provider].try_access(),
+                self.providers[other].try_access(),
+            ) else {
+                return f.write_str("unbound\n");
+            };
+            let Ok(alloc) = pool.alloc(2 * PAGE_SIZE) else {
+                return f.write_str("p2pmem full\n");
+            };
+            let (Some(page0), Some(page1)) = (alloc.page(0), alloc.page(1)) else {
+                return f.write_str("no pages\n");
+            };
+            // Distance first, so that unreachable pairs do not log.
+            let _ = (p2p.distance_to(c), other.distance_to(c));
+            let mut st = MapState::new(c);
+            let by_provider = st.provider(&p2p);
+            let by_page = st.page(&page0);
+            let bus0 = st.page_bus_addr(&page0);
+            let by_other = st.provider(&other);
+            let by_page_again = st.page(&page1);
+            let bus1 = st.page_bus_addr(&page1);
+            let want = alloc.bus_addr();
+            let bus = match (bus0, bus1) {
+                (Some(b0), Some(b1)) if b0 == want && b1 == want + PAGE_SIZE as u64 => "bus_ok",
+                (None, None) => "bus_none",
+                _ => "bus_wrong",
+            };
+            f.write_fmt(fmt!(
+                "{} {by_provider} {by_page} {by_other} {by_page_again} {bus}\n",
+                c.name()
+            ))?;
+        }
+        Ok(())
+    }
+
+    fn show_closest(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for client in PciDevices::new() {
+            let c = client.as_ref();
+            match find_p2pmem(&[c]) {
+                Ok(Some(p)) => f.write_fmt(fmt!("{} {}\n", c.name(), p.as_ref().name()))?,
+                Ok(None) => f.write_fmt(fmt!("{} -\n", c.name()))?,
+                Err(_) => f.write_fmt(fmt!("{} error\n", c.name()))?,
+            }
+        }
+        Ok(())
+    }
+
+    #[cfg(CONFIG_RUST_P2PDMA_BENCH)]
+    fn show_bench(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        use kernel::p2pdma::bench::HitCost;
+        const LOOKUPS: u32 = 1_000_000;
+
+        let (Some(pool), Some(p2p)) = (
+            self.p2pmem.try_access(),
+            self.providers[self.p2pmem_provider].try_access(),
+        ) else {
+            return f.write_str("unbound\n");
+        };
+        let Ok(alloc) = pool.alloc(PAGE_SIZE) else {
+            return f.write_str("p2pmem full\n");
+        };
+        let Some(page) = alloc.page(0) else {
+            return f.write_str("no page\n");
+        };
+        let cost = HitCost::measure(&p2p, &page, self.pdev.as_ref(), LOOKUPS, 5);
+        // Hundredths of a nanosecond per lookup, and thousandths of the C cost.
+        let per = |ns: u64| ns * 100 / u64::from(cost.lookups);
+        let ratio = |ns: u64| ns * 1000 / cost.c_page_ns.max(1);
+        for (name, ns) in [
+            ("rust_provider", cost.rust_provider_ns),
+            ("rust_page", cost.rust_page_ns),
+            ("c_page", cost.c_page_ns),
+        ] {
+            let (p, r) = (per(ns), ratio(ns));
+            f.write_fmt(fmt!(
+                "bench map_state_hit {} lookups {} ns_per_lookup {}.{:02} ratio_to_c {}.{:03}\n",
+                name,
+                cost.lookups,
+                p / 100,
+                p % 100,
+                r / 1000,
+                r % 1000,
+            ))?;
+        }
+        Ok(())
+    }
 }
 
+/// Checks made while probing, when the device is bound and sleeping is allowed.
+fn probe_checks(
+    p2p: &P2pdma<'_>,
+    providers: &[P2pdmaProvider<'_>],
+    pool: &P2pmem<'_>,
+    dev: &device::Device<Bound>,
+) -> Result<KVec<u8>> {
+    let mut out = KVec::new();
+    // Pageless mapping of the first page of each BAR for the device itself.
+    for p in providers {
+        let m = MmioMapping::new(p, dev, 0, PAGE_SIZE, DataDirection::Bidirectional);
+        let want = p.phys_start().wrapping_add(p.bus_offset());
+        match &m {
+            Ok(m) => {
+                let addr = if m.dma_address() == want {
+                    "addr_ok"
+                } else {
+                    "addr_wrong"
+                };
+                put(
+                    &mut out,
+                    fmt!("mmio bar{} {} {}\n", p.bar().get(), m.map_type(), addr),
+                )?
+            }
+            Err(_) => put(
+                &mut out,
+                fmt!("mmio bar{} {}\n", p.bar().get(), outcome(&m)),
+            )?,
+        }
+        // Ranges outside the BAR or not page-aligned are refused.
+        let past = MmioMapping::new(p, dev, p.len(), PAGE_SIZE, DataDirection::ToDevice);
+        let odd = MmioMapping::new(p, dev, 1, PAGE_SIZE, DataDirection::ToDevice);
+        put(
+            &mut out,
+            fmt!(
+                "mmio_bad bar{} past_end {} unaligned {}\n",
+                p.bar().get(),
+                outcome(&past),
+                outcome(&odd)
+            ),
+        )?;
+    }
+    // A scatterlist from the pool.
+    let sgl = pool.alloc_sgl(1 << 16);
+    match &sgl {
+        Ok(s) => put(
+            &mut out,
+            fmt!(
+                "sgl nents {} len {} bus {:#x}\n",
+                s.nents(),
+                s.len(),
+                s.bus_addr()
+            ),
+        )?,
+        Err(_) => put(&mut out, fmt!("sgl {}\n", outcome(&sgl)))?,
+    }
+    drop(sgl);
+    // Refused p2pmem resources: the same range again, unaligned, outside the BAR, I/O or
+    // missing BARs.
+    let bar = BarIndex::new(P2PMEM_BAR)?;
+    let again = p2p.add_p2pmem(bar, 0, 0);
+    let unaligned = p2p.add_p2pmem(bar, PAGE_SIZE as u64, 0);
+    let outside = p2p.add_p2pmem(bar, 1 << 21, 1 << 40);
+    let missing = p2p.add_p2pmem(BarIndex::new(1)?, 0, 0);
+    put(
+        &mut out,
+        fmt!(
+            "add_p2pmem again {} unaligned {} outside {} bar1 {}\n",
+            outcome(&again),
+            outcome(&unaligned),
+            outcome(&outside),
+            outcome(&missing),
+        ),
+    )?;
+    Ok(out)
+}
+
+/// The debugfs files of one device, each holding a reference to its [`Info`].
 #[pin_data]
 struct P2pdmaRsData {
     #[pin]
     providers: debugfs::File<Arc<Info>>,
     #[pin]
     map_types: debugfs::File<Arc<Info>>,
+    #[pin]
+    probe: debugfs::File<Arc<Info>>,
+    #[pin]
+    p2pmem_alloc: debugfs::File<Arc<Info>>,
+    #[pin]
+    map_state: debugfs::File<Arc<Info>>,
+    #[pin]
+    closest: debugfs::File<Arc<Info>>,
+    #[cfg(CONFIG_RUST_P2PDMA_BENCH)]
+    #[pin]
+    bench: debugfs::File<Arc<Info>>,
     _dir: debugfs::Dir,
 }
 
@@ -111,37 +396,64 @@ impl pci::Driver for P2pdmaRs {
     ) -> impl PinInit<Self::Data<'bound>, Error> + 'bound {
         pin_init::pin_init_scope(move || {
             pdev.enable_device_mem()?;
+            let bound: &pci::Device<Bound> = pdev;
 
-            let p2p = P2pdma::init(pdev)?;
+            let p2p = P2pdma::init(bound)?;
             let mut providers = KVec::new();
             for bar in BarIndex::all() {
                 // I/O and unused BARs are no providers.
                 if let Ok(provider) = p2p.provider(bar) {
-                    providers.push(provider.into_devres()?, GFP_KERNEL)?;
+                    providers.push(provider, GFP_KERNEL)?;
                 }
             }
-            dev_info!(pdev, "{} P2PDMA provider(s)\n", providers.len());
+            let p2pmem_provider = providers
+                .iter()
+                .position(|p| p.bar().get() == P2PMEM_BAR)
+                .ok_or(ENODEV)?;
+            let pool = p2p.add_p2pmem(BarIndex::new(P2PMEM_BAR)?, 0, 0)?;
+            pool.publish(true);
+            let probe = probe_checks(&p2p, &providers, &pool, bound.as_ref())?;
+            dev_info!(
+                pdev,
+                "{} P2PDMA provider(s), p2pmem published\n",
+                providers.len()
+            );
 
+            let mut managed = KVec::with_capacity(providers.len(), GFP_KERNEL)?;
+            for p in providers {
+                managed.push(p.into_devres()?, GFP_KERNEL)?;
+            }
             let info = Arc::new(
                 Info {
                     pdev: pdev.into(),
-                    providers,
+                    providers: managed,
+                    p2pmem_provider,
+                    p2pmem: pool.into_devres()?,
+                    probe,
                 },
                 GFP_KERNEL,
             )?;
             let name = CString::try_from_fmt(fmt!("p2pdma_rs-{}", pdev.as_ref().name()))?;
             let dir = debugfs::Dir::new(&name);
+            // One file per report, each holding a reference to `info`.
+            macro_rules! report {
+                ($name:literal, $show:ident) => {
+                    dir.read_callback_file(
+                        $name,
+                        Ok::<_, Error>(info.clone()),
+                        &|i: &Arc<Info>, f| i.$show(f),
+                    )
+                };
+            }
             Ok(try_pin_init!(P2pdmaRsData {
-                providers <- dir.read_callback_file(
-                    c"providers",
-                    Ok::<_, Error>(info.clone()),
-                    &|i: &Arc<Info>, f| i.show_providers(f)
-                ),
-                map_types <- dir.read_callback_file(
-                    c"map_types",
-                    Ok::<_, Error>(info),
-                    &|i: &Arc<Info>, f| i.show_map_types(f)
-                ),
+                providers <- report!(c"providers", show_providers),
+                map_types <- report!(c"map_types", show_map_types),
+                probe <- report!(c"probe", show_probe),
+                p2pmem_alloc <- report!(c"p2pmem_alloc", show_p2pmem_alloc),
+                map_state <- report!(c"map_state", show_map_state),
+                closest <- report!(c"closest", show_closest),
+                #[cfg(CONFIG_RUST_P2PDMA_BENCH)]
+                bench <- report!(c"bench", show_bench),
                 _dir: dir,
             }? Error))
         })

@@ -16,6 +16,7 @@ use crate::{
         PhysAddr,
         ResourceSize, //
     },
+    page::PAGE_SIZE,
     pci,
     prelude::*, //
 };
@@ -177,7 +178,8 @@ impl<'bound> P2pdmaProvider<'bound> {
     /// Translates the CPU physical range `[paddr, paddr + len)` of this BAR to the PCI bus
     /// address a client behind the same switch ([`MapType::BusAddr`]) must use.
     ///
-    /// Fails with `ERANGE` if the range is not inside the BAR, `EINVAL` if it is empty.
+    /// Fails with `ERANGE` if the range is not inside the BAR, `EINVAL` if it is empty or
+    /// not page-aligned.
     pub fn bus_addr(&self, paddr: PhysAddr, len: u64) -> Result<DmaAddress> {
         Self::bus_addr_in(self.phys_start(), self.len(), self.bus_offset(), paddr, len)
     }
@@ -185,10 +187,11 @@ impl<'bound> P2pdmaProvider<'bound> {
     /// Pure rule behind [`Self::bus_addr`]: translates the CPU physical range
     /// `[paddr, paddr + len)` of a BAR at `bar_start` of `bar_len` bytes to a PCI bus address.
     ///
-    /// The range must be non-empty and lie inside the BAR `[bar_start, bar_start + bar_len)`;
-    /// nothing may overflow. The translation adds `bus_offset` (PCI bus address minus CPU
-    /// address of the BAR) with wrapping arithmetic, as the C code does: the offset is a
-    /// difference of two `u64` values and is conceptually signed.
+    /// The range must be non-empty, page-aligned (start and length) and lie inside the BAR
+    /// `[bar_start, bar_start + bar_len)`; nothing may overflow. The translation adds
+    /// `bus_offset` (PCI bus address minus CPU address of the BAR) with wrapping arithmetic,
+    /// as the C code does: the offset is a difference of two `u64` values and is
+    /// conceptually signed.
     ///
     /// # Examples
     ///
@@ -201,8 +204,10 @@ impl<'bound> P2pdmaProvider<'bound> {
     /// assert_eq!(bus, 0xfbff_f000 + 0x2000);
     /// // Outside the BAR, or running over its end, is `ERANGE`.
     /// let f = P2pdmaProvider::bus_addr_in;
-    /// assert_eq!(f(0xfc00_0000, 16 << 20, 0, 0xfd00_0000, 1), Err(ERANGE));
+    /// assert_eq!(f(0xfc00_0000, 16 << 20, 0, 0xfd00_0000, 4096), Err(ERANGE));
+    /// // Empty or not page-aligned is `EINVAL`.
     /// assert_eq!(f(0xfc00_0000, 16 << 20, 0, 0xfc00_0000, 0), Err(EINVAL));
+    /// assert_eq!(f(0xfc00_0000, 16 << 20, 0, 0xfc00_0800, 4096), Err(EINVAL));
     /// # Ok::<(), Error>(())
     /// ```
     pub fn bus_addr_in(
@@ -212,7 +217,8 @@ impl<'bound> P2pdmaProvider<'bound> {
         paddr: PhysAddr,
         len: u64,
     ) -> Result<DmaAddress> {
-        if len == 0 {
+        let page = PAGE_SIZE as u64;
+        if len == 0 || paddr % page != 0 || len % page != 0 {
             return Err(EINVAL);
         }
         let bar_end = bar_start.checked_add(bar_len).ok_or(ERANGE)?;

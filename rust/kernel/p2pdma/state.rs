@@ -9,6 +9,8 @@ use super::{
 use crate::{
     bindings,
     device,
+    dma::DmaAddress,
+    io::PhysAddr,
     page::Page, //
 };
 use core::{
@@ -97,6 +99,29 @@ impl<'a> MapState<'a> {
         // INVARIANT: the C code updated `state` for the page's provider.
         self.map = MapType::from_c(raw);
         self.map
+    }
+
+    /// Returns the PCI bus address of CPU physical address `paddr` of the source last looked
+    /// up, if the client reaches it by bus address (`pci_p2pdma_bus_addr_map()`).
+    ///
+    /// As in C, `paddr` is not checked against the source: use [`P2pdmaProvider::bus_addr`]
+    /// to translate a range with checks.
+    pub fn bus_addr(&self, paddr: PhysAddr) -> Option<DmaAddress> {
+        if self.state.mem.is_null() || self.map != MapType::BusAddr {
+            return None;
+        }
+        // SAFETY: `state.mem` is the provider of a source seen during `'a` (type invariant),
+        // valid and unchanged for `'a`.
+        let offset = unsafe { (*self.state.mem).bus_offset };
+        Some(paddr.wrapping_add(offset))
+    }
+
+    /// Returns the PCI bus address of `page`, which must be the page last looked up, if the
+    /// client reaches it by bus address.
+    pub fn page_bus_addr(&self, page: &Page) -> Option<DmaAddress> {
+        // SAFETY: `page` is a valid page.
+        let paddr = unsafe { bindings::page_to_phys(page.as_ptr()) };
+        self.bus_addr(paddr)
     }
 
     /// Returns the cached map type, if a provider has been seen.

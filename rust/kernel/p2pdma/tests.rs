@@ -14,6 +14,7 @@ mod rules {
             MapType,
             P2pdmaProvider, //
         },
+        page::PAGE_SIZE,
         prelude::*, //
     };
     use core::cell::Cell;
@@ -53,26 +54,28 @@ mod rules {
     fn bus_addr_range_and_wrap() {
         const START: u64 = 0xfc00_0000;
         const LEN: u64 = 16 << 20;
+        const P: u64 = PAGE_SIZE as u64;
         let f = P2pdmaProvider::bus_addr_in;
-        // First and last byte of the BAR.
-        assert_eq!(f(START, LEN, 0, START, 1), Ok(START));
-        assert_eq!(f(START, LEN, 0, START + LEN - 1, 1), Ok(START + LEN - 1));
+        // First and last page of the BAR, and all of it.
+        assert_eq!(f(START, LEN, 0, START, P), Ok(START));
+        assert_eq!(f(START, LEN, 0, START + LEN - P, P), Ok(START + LEN - P));
         assert_eq!(f(START, LEN, 0, START, LEN), Ok(START));
-        // Below, above, running over the end, empty.
-        assert_eq!(f(START, LEN, 0, START - 1, 1), Err(ERANGE));
-        assert_eq!(f(START, LEN, 0, START + LEN, 1), Err(ERANGE));
-        assert_eq!(f(START, LEN, 0, START + LEN - 1, 2), Err(ERANGE));
+        // Below, above, running over the end.
+        assert_eq!(f(START, LEN, 0, START - P, P), Err(ERANGE));
+        assert_eq!(f(START, LEN, 0, START + LEN, P), Err(ERANGE));
+        assert_eq!(f(START, LEN, 0, START + LEN - P, 2 * P), Err(ERANGE));
+        // Empty, or not page-aligned in start or length.
         assert_eq!(f(START, LEN, 0, START, 0), Err(EINVAL));
+        assert_eq!(f(START, LEN, 0, START + 1, P), Err(EINVAL));
+        assert_eq!(f(START, LEN, 0, START, P + 1), Err(EINVAL));
         // Overflow of the range or of the BAR end.
-        assert_eq!(f(START, LEN, 0, u64::MAX, 2), Err(ERANGE));
-        assert_eq!(f(u64::MAX - 1, 4, 0, u64::MAX - 1, 1), Err(ERANGE));
+        assert_eq!(f(START, LEN, 0, u64::MAX - P + 1, 2 * P), Err(ERANGE));
+        let top = u64::MAX - P + 1;
+        assert_eq!(f(top, 2 * P, 0, top, P), Err(ERANGE));
         // A negative bus offset wraps, as the C `paddr + bus_offset` does.
-        assert_eq!(
-            f(START, LEN, 0u64.wrapping_sub(START), START + 0x10, 1),
-            Ok(0x10)
-        );
+        assert_eq!(f(START, LEN, 0u64.wrapping_sub(START), START + P, P), Ok(P));
         // A bus address above 4 GiB for a BAR below it.
-        assert_eq!(f(START, LEN, 1 << 40, START, 1), Ok(START + (1 << 40)));
+        assert_eq!(f(START, LEN, 1 << 40, START, P), Ok(START + (1 << 40)));
     }
 
     #[test]
@@ -110,6 +113,31 @@ mod rules {
         assert_eq!(st.page(&page), MapType::None);
         assert_eq!(st.cached(), Some(MapType::BusAddr));
         assert_eq!(st.lookup(pa, |_| MapType::NotSupported), MapType::BusAddr);
+        Ok(())
+    }
+
+    #[test]
+    fn map_state_bus_addr() -> Result {
+        // A provider whose bus addresses are 0x1000 below its CPU addresses.
+        let mut a = bindings::p2pdma_provider {
+            owner: core::ptr::null_mut(),
+            bus_offset: 0u64.wrapping_sub(0x1000),
+        };
+        let mut b = bindings::p2pdma_provider { ..a };
+        let (pa, pb): (*mut _, *mut _) = (&mut a, &mut b);
+        let client = crate::faux::Registration::new(c"rust_p2pdma_test", None)?;
+        let mut st = MapState::new(client.as_ref());
+
+        // Nothing cached: no bus address.
+        assert_eq!(st.bus_addr(0x10_0000), None);
+        // BUS_ADDR: translated through the cached provider's offset.
+        st.lookup(pa, |_| MapType::BusAddr);
+        assert_eq!(st.bus_addr(0x10_0000), Some(0xf_f000));
+        // Through the host bridge or not at all: no bus address.
+        st.lookup(pb, |_| MapType::ThruHostBridge);
+        assert_eq!(st.bus_addr(0x10_0000), None);
+        st.lookup(pa, |_| MapType::NotSupported);
+        assert_eq!(st.bus_addr(0x10_0000), None);
         Ok(())
     }
 }

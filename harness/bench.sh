@@ -1,0 +1,15 @@
+#!/bin/bash
+# SPDX-License-Identifier: GPL-2.0
+# `make bench`: print the benchmark figures the guest reported.
+# Usage: bench.sh GUEST_LOG
+LOG=$1
+out=$(sed -n '/^@@P2PDMA BEGIN bench/,/^@@P2PDMA END bench/p' "$LOG" | sed '1d;$d')
+if ! grep -q '^bench ' <<<"$out"; then
+	echo "ERROR: no benchmark figures in $LOG; last lines:" >&2
+	tail -25 "$LOG" >&2
+	exit 1
+fi
+echo "$out"
+echo
+echo "ratio_to_c: ns per lookup divided by C's pci_p2pdma_state() hit (goal: rust_provider <= 1.000)"
+echo "Whole log: $LOG"
