@@ -36,6 +36,28 @@ use crate::{
 /// binding; a mapping that must (a dma-buf attachment) has to be revoked by its owner before
 /// the provider's driver finishes `remove()`.
 ///
+/// # Examples
+///
+/// ```
+/// use kernel::{
+///     device::{Bound, Device},
+///     dma::DataDirection,
+///     p2pdma::{MapType, MmioMapping, P2pdmaProvider},
+///     page::PAGE_SIZE,
+/// };
+///
+/// // Give `client` the address of the first page of `provider`'s BAR, if it can reach it.
+/// fn first_page<'a>(provider: &P2pdmaProvider<'a>, client: &'a Device<Bound>) -> Result<u64> {
+///     let m = MmioMapping::new(provider, client, 0, PAGE_SIZE, DataDirection::ToDevice)?;
+///     if m.map_type() == MapType::BusAddr {
+///         pr_info!("behind one switch: bus address {:#x}\n", m.dma_address());
+///     }
+///     // ... program the client with `m.dma_address()` and wait for its DMA ...
+///     Ok(m.dma_address())
+///     // `m` is unmapped here.
+/// }
+/// ```
+///
 /// # Invariants
 ///
 /// `dma` is the DMA address, for `client`, of `len` bytes of a provider's BAR; if `map` is

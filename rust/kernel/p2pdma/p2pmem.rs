@@ -90,6 +90,22 @@ impl<'bound> P2pdma<'bound> {
 
 /// The p2pmem pool of a bound PCI device.
 ///
+/// # Examples
+///
+/// ```
+/// use kernel::p2pdma::{BarIndex, P2pdma, P2pmem};
+///
+/// // Offer all of BAR 2 to other drivers and take 64 KiB of it for ourselves.
+/// fn setup(p2p: &P2pdma<'_>) -> Result {
+///     let pool = p2p.add_p2pmem(BarIndex::new(2)?, 0, 0)?;
+///     pool.publish(true);
+///     let buf = pool.alloc(64 << 10)?;
+///     pr_info!("64 KiB at bus address {:#x}\n", buf.bus_addr());
+///     Ok(())
+///     // `buf` goes back to the pool here.
+/// }
+/// ```
+///
 /// # Invariants
 ///
 /// `pci_p2pdma_add_resource()` succeeded for `pdev` during its current binding, so the pool
@@ -263,6 +279,21 @@ impl Drop for P2pmemSgl<'_> {
 /// serve them all (`pci_p2pmem_find_many()`). Among equally close ones, picks one at random.
 ///
 /// May sleep.
+///
+/// # Examples
+///
+/// ```
+/// use kernel::{device::Device, p2pdma::find_p2pmem};
+///
+/// // Where should a transfer between two devices stage its data?
+/// fn staging(a: &Device, b: &Device) -> Result {
+///     match find_p2pmem(&[a, b])? {
+///         Some(pdev) => pr_info!("p2pmem of {}\n", pdev.as_ref().name()),
+///         None => pr_info!("no p2pmem serves both: use system memory\n"),
+///     }
+///     Ok(())
+/// }
+/// ```
 pub fn find_p2pmem(clients: &[&device::Device]) -> Result<Option<ARef<pci::Device>>> {
     let mut raw = KVec::with_capacity(clients.len(), GFP_KERNEL)?;
     for client in clients {

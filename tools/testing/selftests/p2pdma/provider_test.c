@@ -10,10 +10,11 @@
  * through the host bridge only with a CPU the allowlist accepts (AMD Zen):
  * the expectations follow /proc/cpuinfo.
  */
+#define _GNU_SOURCE
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <inttypes.h>
+#include <stdint.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -99,7 +100,7 @@ static int find_devs(long vendor, long device, char bdfs[][16], int max)
 
 		if (name[0] != '.' && strlen(name) < 16 && found < max &&
 		    read_long(name, "vendor") == vendor && read_long(name, "device") == device)
-			strcpy(bdfs[found++], name);
+			snprintf(bdfs[found++], 16, "%s", name);
 		free(list[i]);
 	}
 	free(list);
@@ -158,10 +159,11 @@ FIXTURE_SETUP(topo)
 
 	n = find_devs(0x1af4, 0x1110, ivshmem, 2);
 	ASSERT_EQ(2, n) TH_LOG("expected two ivshmem-plain devices");
-	self->sw[0] = self->root[0] = '\0';
+	self->sw[0] = '\0';
+	self->root[0] = '\0';
 	for (i = 0; i < n; i++) {
 		parent_of(ivshmem[i], up, sizeof(up));
-		strcpy(up[0] ? self->sw : self->root, ivshmem[i]);
+		snprintf(up[0] ? self->sw : self->root, 16, "%s", ivshmem[i]);
 	}
 	ASSERT_NE(0, self->sw[0]) TH_LOG("no ivshmem behind the switch");
 	ASSERT_NE(0, self->root[0]) TH_LOG("no ivshmem on the root bus");
@@ -177,7 +179,7 @@ FIXTURE_TEARDOWN(topo)
 }
 
 /* A BAR's bus address as the device decodes it: its config-space register. */
-static uint64_t bar_register(const char *bdf, int bar)
+static unsigned long long bar_register(const char *bdf, int bar)
 {
 	char path[PATH_MAX];
 	uint32_t lo, hi = 0;
@@ -192,14 +194,15 @@ static uint64_t bar_register(const char *bdf, int bar)
 	if ((lo & 0x6) == 0x4 && pread(fd, &hi, 4, 0x14 + 4 * bar) != 4)
 		hi = 0;
 	close(fd);
-	return ((uint64_t)hi << 32) | (lo & ~0xfULL);
+	return ((unsigned long long)hi << 32) | (lo & ~0xfULL);
 }
 
 /* Start and length of @bar from sysfs "resource" (the CPU view). */
-static int bar_resource(const char *bdf, int bar, uint64_t *start, uint64_t *len)
+static int bar_resource(const char *bdf, int bar, unsigned long long *start,
+			unsigned long long *len)
 {
 	char path[PATH_MAX], line[128];
-	uint64_t end, flags;
+	unsigned long long end, flags;
 	FILE *f;
 	int i, ok = -1;
 
@@ -208,7 +211,7 @@ static int bar_resource(const char *bdf, int bar, uint64_t *start, uint64_t *len
 	if (!f)
 		return -1;
 	for (i = 0; fgets(line, sizeof(line), f); i++)
-		if (i == bar && sscanf(line, "%" SCNx64 " %" SCNx64 " %" SCNx64,
+		if (i == bar && sscanf(line, "%llx %llx %llx",
 				       start, &end, &flags) == 3) {
 			*len = end - *start + 1;
 			ok = 0;
@@ -220,7 +223,7 @@ static int bar_resource(const char *bdf, int bar, uint64_t *start, uint64_t *len
 /* Every provider's CPU range and bus offset match what the PCI core has. */
 TEST_F(topo, provider_bus_offsets_match_c)
 {
-	const char *devs[] = { self->sw, self->root };
+	const char *const devs[] = { self->sw, self->root };
 	int d, bars;
 
 	for (d = 0; d < 2; d++) {
@@ -230,12 +233,12 @@ TEST_F(topo, provider_bus_offsets_match_c)
 		ASSERT_NE(NULL, text) TH_LOG("no providers report for %s", devs[d]);
 		bars = 0;
 		for (p = text; *p; p = strchrnul(p, '\n'), p += !!*p) {
-			uint64_t start, len, off, res_start, res_len, reg;
+			unsigned long long start, len, off, res_start, res_len, reg;
 			char bus[32];
 			int bar;
 
-			if (sscanf(p, "bar%d start %" SCNx64 " len %" SCNx64 " bus_offset %" SCNx64
-				   " bus %31s", &bar, &start, &len, &off, bus) != 5)
+			if (sscanf(p, "bar%d start %llx len %llx bus_offset %llx bus %31s",
+				   &bar, &start, &len, &off, bus) != 5)
 				continue;
 			bars++;
 			ASSERT_EQ(0, bar_resource(devs[d], bar, &res_start, &res_len));
@@ -319,10 +322,10 @@ TEST_F(topo, root_bus_pair_follows_host_bridge)
  */
 TEST_F(topo, map_state_pages_and_pageless_agree)
 {
-	const char *clients[] = { self->nvme, self->sw, self->root, self->edu };
-	const char *want[] = { "BUS_ADDR", "BUS_ADDR", self->no_p2p, self->no_p2p };
+	const char *const clients[] = { self->nvme, self->sw, self->root, self->edu };
+	const char *const want[] = { "BUS_ADDR", "BUS_ADDR", self->no_p2p, self->no_p2p };
 	char *text = report(self->sw, "map_state");
-	int i;
+	int i, n;
 
 	ASSERT_NE(NULL, text);
 	for (i = 0; i < 4; i++) {
@@ -331,8 +334,8 @@ TEST_F(topo, map_state_pages_and_pageless_agree)
 		snprintf(prefix, sizeof(prefix), "%s ", clients[i]);
 		ASSERT_NE(NULL, find_line(text, prefix, line, sizeof(line)))
 			TH_LOG("no map_state line for %s", clients[i]);
-		ASSERT_EQ(5, sscanf(line + strlen(prefix), "%31s %31s %31s %31s %31s",
-				    a, b, c, d, bus));
+		n = sscanf(line + strlen(prefix), "%31s %31s %31s %31s %31s", a, b, c, d, bus);
+		ASSERT_EQ(5, n);
 		EXPECT_STREQ(want[i], a) TH_LOG("%s", line);
 		EXPECT_STREQ(a, b) TH_LOG("page differs from pageless: %s", line);
 		EXPECT_STREQ(a, c) TH_LOG("%s", line);
@@ -373,8 +376,9 @@ TEST_F(topo, p2pmem_alloc_gives_memory_back)
 TEST_F(topo, probe_mappings_sgl_and_refusals)
 {
 	char *text = report(self->sw, "probe"), line[256];
-	uint64_t bus, start, len, reg = bar_register(self->sw, 2);
+	unsigned long long bus, start, len, reg = bar_register(self->sw, 2);
 	unsigned int nents, sglen;
+	int n;
 
 	ASSERT_NE(NULL, text);
 	ASSERT_EQ(0, bar_resource(self->sw, 2, &start, &len));
@@ -383,7 +387,8 @@ TEST_F(topo, probe_mappings_sgl_and_refusals)
 	EXPECT_NE(NULL, find_line(text, "mmio_bad bar2 past_end -34 unaligned -22",
 				  line, sizeof(line))) TH_LOG("%s", text);
 	ASSERT_NE(NULL, find_line(text, "sgl ", line, sizeof(line))) TH_LOG("%s", text);
-	ASSERT_EQ(3, sscanf(line, "sgl nents %u len %u bus %" SCNx64, &nents, &sglen, &bus));
+	n = sscanf(line, "sgl nents %u len %u bus %llx", &nents, &sglen, &bus);
+	ASSERT_EQ(3, n);
 	EXPECT_EQ(1, nents);
 	EXPECT_EQ(65536, sglen);
 	EXPECT_TRUE(bus >= reg && bus + sglen <= reg + len) TH_LOG("%s", line);
