@@ -25,7 +25,7 @@ OVERLAY := rust drivers samples include tools kernel
 ENV   = . $(BUILD)/env.sh &&
 KMAKE = $(ENV) $(MAKE) -C $(KSRC) -j$(JOBS) BINDGEN=$$P2PDMA_BINDGEN O=$(BUILD)/$(1)
 
-.PHONY: setup tree run check bench static boot-check-epyc clean distclean help
+.PHONY: setup tree run check bench static boot-run boot-check boot-check-epyc clean distclean help
 .DEFAULT_GOAL := help
 help:
 	@sed -n 's/^#   make/  make/p' Makefile
@@ -68,22 +68,24 @@ kernel-%: config-%
 initramfs-%: kernel-%
 	@harness/initramfs.sh $(KSRC) $(BUILD)/$* $(BUILD)/$*/initramfs.cpio
 
-boot-%: initramfs-%
-	@echo "[qemu] booting the $* kernel ($(ACCEL), cpu $(CPU))"
-	@CPU=$(CPU) ACCEL=$(ACCEL) TIMEOUT=$(TIMEOUT) harness/qemu.sh \
-		$(BUILD)/$*/arch/x86/boot/bzImage $(BUILD)/$*/initramfs.cpio \
-		$(BUILD)/$* $(BUILD)/$*/guest.log p2pdma.mode=$(MODE_$*) $(APPEND_$*) || true
-MODE_run   := run
-MODE_check := check
+# $(call boot,FLAVOUR,CPU,LOG,RUNNER MODE): boot build/FLAVOUR in the QEMU
+# topology; the log is judged afterwards, so a failed boot does not stop make.
+define boot
+	@echo "[qemu] $(1) kernel, mode $(4) ($(ACCEL), cpu $(2))"
+	@CPU=$(2) ACCEL=$(ACCEL) TIMEOUT=$(TIMEOUT) harness/qemu.sh \
+		$(BUILD)/$(1)/arch/x86/boot/bzImage $(BUILD)/$(1)/initramfs.cpio \
+		$(BUILD)/$(1) $(BUILD)/$(1)/$(3) p2pdma.mode=$(4) $(APPEND_$(1)) || true
+endef
 APPEND_check := kmemleak=on
 
+boot-run: initramfs-run
+	$(call boot,run,$(CPU),guest.log,run)
+boot-check: initramfs-check
+	$(call boot,check,$(CPU),guest.log,check)
 # The debug kernel once more with an AMD Zen CPU model: the P2PDMA host-bridge
 # check accepts it, so root-bus pairs map through the host bridge.
 boot-check-epyc: initramfs-check
-	@echo "[qemu] booting the check kernel ($(ACCEL), cpu EPYC)"
-	@CPU=EPYC ACCEL=$(ACCEL) TIMEOUT=$(TIMEOUT) harness/qemu.sh \
-		$(BUILD)/check/arch/x86/boot/bzImage $(BUILD)/check/initramfs.cpio \
-		$(BUILD)/check $(BUILD)/check/guest-epyc.log p2pdma.mode=check $(APPEND_check) || true
+	$(call boot,check,EPYC,guest-epyc.log,check)
 
 # --- the two commands ---------------------------------------------------
 run: boot-run
@@ -106,10 +108,7 @@ check: static kernel-nop2pdma boot-check boot-check-epyc
 # Benchmarks run on the plain (non-debug) kernel; they print figures and fail
 # only when a benchmark does not run.
 bench: initramfs-run
-	@echo "[qemu] benchmarks on the run kernel ($(ACCEL), cpu $(CPU))"
-	@CPU=$(CPU) ACCEL=$(ACCEL) TIMEOUT=$(TIMEOUT) harness/qemu.sh \
-		$(BUILD)/run/arch/x86/boot/bzImage $(BUILD)/run/initramfs.cpio \
-		$(BUILD)/run $(BUILD)/run/bench.log p2pdma.mode=bench || true
+	$(call boot,run,$(CPU),bench.log,bench)
 	@harness/bench.sh $(BUILD)/run/bench.log
 
 clean:

@@ -6,6 +6,9 @@
 set -uo pipefail
 KSRC=$1
 REPO=$(cd "$(dirname "$0")/.." && pwd)
+# Run from the kernel tree (no .git there): in a git work tree checkpatch
+# leaves a .checkpatch-camelcase.git.* cache file behind.
+cd "$KSRC" || exit 1
 CP="$KSRC/scripts/checkpatch.pl --no-tree --quiet --strict --show-types --color=never"
 rc=0
 for p in "$REPO"/patches/*.patch; do

@@ -41,10 +41,7 @@ use kernel::{
     pci,
     prelude::*,
     str::CString,
-    sync::{
-        aref::ARef,
-        Arc, //
-    },
+    sync::aref::ARef,
 };
 
 /// The shared-memory BAR of ivshmem-plain, given out as p2pmem.
@@ -348,25 +345,11 @@ fn probe_checks(
     Ok(out)
 }
 
-/// The debugfs files of one device, each holding a reference to its [`Info`].
+/// The debugfs directory of one device, which owns the [`Info`] its files report on.
 #[pin_data]
 struct P2pdmaRsData {
     #[pin]
-    providers: debugfs::File<Arc<Info>>,
-    #[pin]
-    map_types: debugfs::File<Arc<Info>>,
-    #[pin]
-    probe: debugfs::File<Arc<Info>>,
-    #[pin]
-    p2pmem_alloc: debugfs::File<Arc<Info>>,
-    #[pin]
-    map_state: debugfs::File<Arc<Info>>,
-    #[pin]
-    closest: debugfs::File<Arc<Info>>,
-    #[cfg(CONFIG_RUST_P2PDMA_BENCH)]
-    #[pin]
-    bench: debugfs::File<Arc<Info>>,
-    _dir: debugfs::Dir,
+    files: debugfs::Scope<Info>,
 }
 
 struct P2pdmaRs;
@@ -423,38 +406,27 @@ impl pci::Driver for P2pdmaRs {
             for p in providers {
                 managed.push(p.into_devres()?, GFP_KERNEL)?;
             }
-            let info = Arc::new(
-                Info {
-                    pdev: pdev.into(),
-                    providers: managed,
-                    p2pmem_provider,
-                    p2pmem: pool.into_devres()?,
-                    probe,
-                },
-                GFP_KERNEL,
-            )?;
+            let info = Info {
+                pdev: pdev.into(),
+                providers: managed,
+                p2pmem_provider,
+                p2pmem: pool.into_devres()?,
+                probe,
+            };
             let name = CString::try_from_fmt(fmt!("p2pdma_rs-{}", pdev.as_ref().name()))?;
-            let dir = debugfs::Dir::new(&name);
-            // One file per report, each holding a reference to `info`.
-            macro_rules! report {
-                ($name:literal, $show:ident) => {
-                    dir.read_callback_file(
-                        $name,
-                        Ok::<_, Error>(info.clone()),
-                        &|i: &Arc<Info>, f| i.$show(f),
-                    )
-                };
-            }
             Ok(try_pin_init!(P2pdmaRsData {
-                providers <- report!(c"providers", show_providers),
-                map_types <- report!(c"map_types", show_map_types),
-                probe <- report!(c"probe", show_probe),
-                p2pmem_alloc <- report!(c"p2pmem_alloc", show_p2pmem_alloc),
-                map_state <- report!(c"map_state", show_map_state),
-                closest <- report!(c"closest", show_closest),
-                #[cfg(CONFIG_RUST_P2PDMA_BENCH)]
-                bench <- report!(c"bench", show_bench),
-                _dir: dir,
+                files <- debugfs::Scope::dir(info, &name, |info, dir| {
+                    dir.read_callback_file(c"providers", info, &|i: &Info, f| i.show_providers(f));
+                    dir.read_callback_file(c"map_types", info, &|i: &Info, f| i.show_map_types(f));
+                    dir.read_callback_file(c"probe", info, &|i: &Info, f| i.show_probe(f));
+                    dir.read_callback_file(c"p2pmem_alloc", info, &|i: &Info, f| {
+                        i.show_p2pmem_alloc(f)
+                    });
+                    dir.read_callback_file(c"map_state", info, &|i: &Info, f| i.show_map_state(f));
+                    dir.read_callback_file(c"closest", info, &|i: &Info, f| i.show_closest(f));
+                    #[cfg(CONFIG_RUST_P2PDMA_BENCH)]
+                    dir.read_callback_file(c"bench", info, &|i: &Info, f| i.show_bench(f));
+                }),
             }? Error))
         })
     }

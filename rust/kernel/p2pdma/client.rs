@@ -4,7 +4,9 @@
 
 use crate::{
     bindings,
+    device,
     pci,
+    prelude::*,
     sync::aref::ARef, //
 };
 use core::ptr::{
@@ -61,4 +63,17 @@ impl Iterator for PciDevices {
         self.last = Some(dev.clone());
         Some(dev)
     }
+}
+
+/// Returns `clients` as the array of `struct device *` the C client-set queries take, and
+/// its length as their `int`.
+pub(super) fn raw_clients(
+    clients: &[&device::Device],
+) -> Result<(KVec<*mut bindings::device>, i32)> {
+    let mut raw = KVec::with_capacity(clients.len(), GFP_KERNEL)?;
+    for client in clients {
+        raw.push(client.as_raw(), GFP_KERNEL)?;
+    }
+    let num = i32::try_from(raw.len())?;
+    Ok((raw, num))
 }

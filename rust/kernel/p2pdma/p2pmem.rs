@@ -4,6 +4,7 @@
 //! from a per-device pool.
 
 use super::{
+    client::raw_clients,
     BarIndex,
     P2pdma, //
 };
@@ -295,11 +296,7 @@ impl Drop for P2pmemSgl<'_> {
 /// }
 /// ```
 pub fn find_p2pmem(clients: &[&device::Device]) -> Result<Option<ARef<pci::Device>>> {
-    let mut raw = KVec::with_capacity(clients.len(), GFP_KERNEL)?;
-    for client in clients {
-        raw.push(client.as_raw(), GFP_KERNEL)?;
-    }
-    let num = i32::try_from(raw.len())?;
+    let (mut raw, num) = raw_clients(clients)?;
     // SAFETY: `raw` holds `num` valid devices.
     let pdev = unsafe { bindings::pci_p2pmem_find_many(raw.as_mut_ptr(), num) };
     // SAFETY: A non-NULL result is a PCI device with a reference held for us;

@@ -2,7 +2,10 @@
 
 //! P2PDMA providers: the memory BARs of a bound PCI device.
 
-use super::MapType;
+use super::{
+    client::raw_clients,
+    MapType, //
+};
 use crate::{
     bindings,
     device::{
@@ -262,11 +265,7 @@ impl<'bound> P2pdmaProvider<'bound> {
     ///
     /// Allocates, so it may sleep; see [`Self::distance_to`] for a single client.
     pub fn distance(&self, clients: &[&device::Device]) -> Result<Option<u32>> {
-        let mut raw = KVec::with_capacity(clients.len(), GFP_KERNEL)?;
-        for client in clients {
-            raw.push(client.as_raw(), GFP_KERNEL)?;
-        }
-        let num = i32::try_from(raw.len())?;
+        let (mut raw, num) = raw_clients(clients)?;
         // SAFETY: `pdev` is a valid PCI device and `raw` holds `num` valid devices.
         let dist = unsafe {
             bindings::pci_p2pdma_distance_many(self.pdev.as_raw(), raw.as_mut_ptr(), num, false)
