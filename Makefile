@@ -70,11 +70,14 @@ initramfs-%: kernel-%
 
 # $(call boot,FLAVOUR,CPU,LOG,RUNNER MODE): boot build/FLAVOUR in the QEMU
 # topology; the log is judged afterwards, so a failed boot does not stop make.
+# The device backing files of a boot (shared memory, NVMe image) are kept in
+# build/FLAVOUR/vm-LOG for the host-side checks (vm = $(call vm,FLAVOUR,LOG)).
+vm = $(BUILD)/$(1)/vm-$(basename $(2))
 define boot
 	@echo "[qemu] $(1) kernel, mode $(4) ($(ACCEL), cpu $(2))"
 	@CPU=$(2) ACCEL=$(ACCEL) TIMEOUT=$(TIMEOUT) harness/qemu.sh \
 		$(BUILD)/$(1)/arch/x86/boot/bzImage $(BUILD)/$(1)/initramfs.cpio \
-		$(BUILD)/$(1) $(BUILD)/$(1)/$(3) p2pdma.mode=$(4) $(APPEND_$(1)) || true
+		$(call vm,$(1),$(3)) $(BUILD)/$(1)/$(3) p2pdma.mode=$(4) $(APPEND_$(1)) || true
 endef
 APPEND_check := kmemleak=on
 
@@ -89,7 +92,7 @@ boot-check-epyc: initramfs-check
 
 # --- the two commands ---------------------------------------------------
 run: boot-run
-	@harness/show.sh $(BUILD)/run/guest.log
+	@harness/show.sh $(BUILD)/run/guest.log $(call vm,run,guest.log)
 
 static: tree config-check
 	@echo "[static] rustfmtcheck"
@@ -102,7 +105,8 @@ static: tree config-check
 
 check: static kernel-nop2pdma boot-check boot-check-epyc
 	@rc=0; for log in guest.log guest-epyc.log; do \
-		echo "== $$log"; python3 harness/results.py $(BUILD)/check/$$log || rc=1; \
+		echo "== $$log"; python3 harness/results.py $(BUILD)/check/$$log \
+			$(BUILD)/check/vm-$${log%.log} || rc=1; \
 	done; exit $$rc
 
 # Benchmarks run on the plain (non-debug) kernel; they print figures and fail

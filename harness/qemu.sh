@@ -6,10 +6,17 @@
 #   pcie.0 (q35 host bridge, not in the P2PDMA host-bridge allowlist)
 #   |-- pcie-root-port rp0
 #   |   `-- x3130-upstream sw0                       (PCIe switch)
-#   |       |-- xio3130-downstream dn0 -- nvme        CMB 16 MiB in BAR2 -> published p2pmem
-#   |       `-- xio3130-downstream dn1 -- ivshmem-plain  BAR2 = host file build/<fl>/shm/ivshmem0
-#   |-- ivshmem-plain                                BAR2 = host file build/<fl>/shm/ivshmem1
-#   `-- edu (dma_mask 64 bit)
+#   |       |-- xio3130-downstream dn0 -- nvme        CMB 16 MiB in BAR2 -> published p2pmem,
+#   |       |                                         namespace = host file WORK/nvme0.img
+#   |       `-- xio3130-downstream dn1 -- ivshmem-plain  BAR2 = host file WORK/shm/ivshmem-switch
+#   |-- ivshmem-plain                                BAR2 = host file WORK/shm/ivshmem-root
+#   |-- edu (dma_mask 64 bit)
+#   `-- pci-testdev                                  BAR2 32 MiB (membar, no backing), for
+#                                                    binding p2pdma_rs by driver_override/new_id
+#
+# The host files are made afresh (zeroed) for every boot, so what the host
+# finds in them after the run was written during that run
+# (harness/hostcheck.py).
 #
 # Devices behind the switch map to each other with PCI bus addresses
 # (BUS_ADDR); pairs through the root complex are NOT_SUPPORTED unless the guest
@@ -27,12 +34,10 @@ ACCEL=${ACCEL:-tcg}
 TIMEOUT=${TIMEOUT:-600}
 MEM=${MEM:-2G}
 
+rm -rf "$WORK/shm" "$WORK/nvme0.img" "$WORK/qmp.sock"
 mkdir -p "$WORK/shm"
-for f in ivshmem0 ivshmem1; do
-	[ -s "$WORK/shm/$f" ] || truncate -s 16M "$WORK/shm/$f"
-done
-[ -s "$WORK/nvme0.img" ] || truncate -s 64M "$WORK/nvme0.img"
-rm -f "$WORK/qmp.sock"
+truncate -s 16M "$WORK/shm/ivshmem-switch" "$WORK/shm/ivshmem-root"
+truncate -s 64M "$WORK/nvme0.img"
 
 if [ "$ACCEL" = kvm ]; then
 	ACCELOPT=(-accel kvm)
@@ -49,8 +54,8 @@ timeout -k 10 "$TIMEOUT" qemu-system-x86_64 \
 	-serial "file:$LOG" \
 	-qmp "unix:$WORK/qmp.sock,server=on,wait=off" \
 	-kernel "$KERNEL" -initrd "$INITRD" -append "$APPEND" \
-	-object "memory-backend-file,id=shm0,size=16M,share=on,mem-path=$WORK/shm/ivshmem0" \
-	-object "memory-backend-file,id=shm1,size=16M,share=on,mem-path=$WORK/shm/ivshmem1" \
+	-object "memory-backend-file,id=shm0,size=16M,share=on,mem-path=$WORK/shm/ivshmem-switch" \
+	-object "memory-backend-file,id=shm1,size=16M,share=on,mem-path=$WORK/shm/ivshmem-root" \
 	-device pcie-root-port,id=rp0,chassis=1,slot=1 \
 	-device x3130-upstream,id=sw0,bus=rp0 \
 	-device xio3130-downstream,id=dn0,bus=sw0,chassis=2,slot=0 \
@@ -59,7 +64,8 @@ timeout -k 10 "$TIMEOUT" qemu-system-x86_64 \
 	-device nvme,id=nvme0,serial=p2p0,drive=nv0,cmb_size_mb=16,bus=dn0 \
 	-device ivshmem-plain,id=ivshmem0,memdev=shm0,bus=dn1 \
 	-device ivshmem-plain,id=ivshmem1,memdev=shm1 \
-	-device edu,id=edu0,dma_mask=0xffffffffffffffff
+	-device edu,id=edu0,dma_mask=0xffffffffffffffff \
+	-device pci-testdev,id=testdev0,membar=32M
 rc=$?
 set -e
 if [ $rc = 124 ] || [ $rc = 137 ]; then

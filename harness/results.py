@@ -3,7 +3,9 @@
 """Read a guest console log and judge the run.
 
 Counts every KUnit case (Rust doctests and #[kunit_tests] included) and every
-kselftest case from their TAP, prints each failure, quotes the first kernel
+kselftest case from their TAP, the host-side data checks of the
+peer-to-peer tests (hostcheck.py, when the boot's VM directory is given),
+prints each failure, quotes the first kernel
 splat, prints a summary table and ends with the line
 ``N passed, N failed`` (``, N skipped`` when any).
 
@@ -11,8 +13,12 @@ Exit status is non-zero on any failed test, on a missing result (a test
 binary that died, a suite that did not finish, a boot that did not reach the
 end of the runner) and on any KASAN, lockdep, kmemleak, WARN or BUG report.
 """
+import os
 import re
 import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import hostcheck  # noqa: E402
 
 TS = re.compile(r"^\[\s*\d+\.\d+\] ?")
 RESULT = re.compile(r"^(?P<ind>\s*)(?P<not>not )?ok (?P<num>\d+)(?: (?:- )?(?P<name>[^#]*?))?\s*(?:#\s*(?P<dir>\S+)(?P<why>.*))?$")
@@ -88,7 +94,7 @@ def section(lines, name):
 
 
 def main():
-    log = sys.argv[1]
+    log = sys.argv[1]  # the guest log; sys.argv[2]: the boot's VM directory
     raw = open(log, errors="replace").read().replace("\r", "").splitlines()
     lines = [TS.sub("", l) for l in raw]
     problems = []
@@ -137,6 +143,11 @@ def main():
             break
 
     results = [("KUnit", kunit), ("kselftest", ksft)]
+    if len(sys.argv) > 2:
+        host = hostcheck.checks(body, sys.argv[2])
+        if not host:
+            problems.append("no host-side checks (HOSTCHECK lines) in the kselftest output")
+        results.append(("host", host))
     passed = failed = skipped = 0
     print("\n%-12s %8s %8s %8s" % ("suite", "passed", "failed", "skipped"))
     for label, res in results:

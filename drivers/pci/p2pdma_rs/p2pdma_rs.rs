@@ -1,9 +1,25 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! P2PDMA provider driver for QEMU's ivshmem-plain device.
+//! P2PDMA provider driver: turns a memory BAR of a PCI device into published p2pmem.
 //!
-//! Enables P2PDMA on each device it binds, takes a provider for every memory BAR, adds the
-//! shared-memory BAR 2 as published p2pmem, and offers in debugfs what the selftests check
+//! It binds QEMU's ivshmem-plain by ID, and any other device through `driver_override` or
+//! `new_id`. Module parameters choose the BAR, the offset into it and the size (both
+//! multiples of 2 MiB, the memory hot-plug granule); the defaults give out all of BAR 2,
+//! ivshmem-plain's shared memory:
+//!
+//! ```text
+//! modprobe p2pdma_rs bar=2 offset=0x200000 size=0x400000
+//! echo p2pdma_rs > /sys/bus/pci/devices/<bdf>/driver_override
+//! echo <bdf> > /sys/bus/pci/drivers/p2pdma_rs/bind
+//! ```
+//!
+//! User space then allocates the memory through `/sys/bus/pci/devices/<bdf>/p2pmem/allocate`
+//! (a shared mmap), and can hand it to O_DIRECT I/O of a device that does peer-to-peer DMA.
+//! Unbinding takes those user mappings away and then waits until every page is given back
+//! (I/O in flight included): the pgmap's reference count is the lifetime guarantee.
+//!
+//! For each device it binds, the driver also enables P2PDMA, takes a provider for every
+//! memory BAR, and offers in debugfs what the selftests check
 //! (`/sys/kernel/debug/p2pdma_rs-<bdf>/`):
 //!
 //! ```text
@@ -44,8 +60,6 @@ use kernel::{
     sync::aref::ARef,
 };
 
-/// The shared-memory BAR of ivshmem-plain, given out as p2pmem.
-const P2PMEM_BAR: u32 = 2;
 /// Chunk size of the `p2pmem_alloc` test.
 const CHUNK: usize = 1 << 20;
 /// Most chunks the `p2pmem_alloc` test takes (a 64 MiB pool).
@@ -57,6 +71,8 @@ struct Info {
     providers: KVec<Devres<P2pdmaProvider<'static>>>,
     /// Index in `providers` of the p2pmem BAR.
     p2pmem_provider: usize,
+    /// The p2pmem BAR.
+    p2pmem_bar: BarIndex,
     p2pmem: Devres<P2pmem<'static>>,
     /// Text of the checks made while probing.
     probe: KVec<u8>,
@@ -173,7 +189,7 @@ impl Info {
         let Some(other) = self
             .providers
             .iter()
-            .position(|p| p.try_access_with(|p| p.bar().get() != P2PMEM_BAR) == Some(true))
+            .position(|p| p.try_access_with(|p| p.bar() != self.p2pmem_bar) == Some(true))
         else {
             return f.write_str("no second provider\n");
         };
@@ -273,6 +289,7 @@ fn probe_checks(
     p2p: &P2pdma<'_>,
     providers: &[P2pdmaProvider<'_>],
     pool: &P2pmem<'_>,
+    range: &Range,
     dev: &device::Device<Bound>,
 ) -> Result<KVec<u8>> {
     let mut out = KVec::new();
@@ -327,8 +344,8 @@ fn probe_checks(
     drop(sgl);
     // Refused p2pmem resources: the same range again, unaligned, outside the BAR, I/O or
     // missing BARs.
-    let bar = BarIndex::new(P2PMEM_BAR)?;
-    let again = p2p.add_p2pmem(bar, 0, 0);
+    let bar = range.bar;
+    let again = p2p.add_p2pmem(bar, range.size, range.offset);
     let unaligned = p2p.add_p2pmem(bar, PAGE_SIZE as u64, 0);
     let outside = p2p.add_p2pmem(bar, 1 << 21, 1 << 40);
     let missing = p2p.add_p2pmem(BarIndex::new(1)?, 0, 0);
@@ -353,6 +370,23 @@ struct P2pdmaRsData {
 }
 
 struct P2pdmaRs;
+
+/// The part of a BAR the module parameters give out as p2pmem.
+struct Range {
+    bar: BarIndex,
+    offset: u64,
+    size: u64,
+}
+
+impl Range {
+    fn from_params() -> Result<Self> {
+        Ok(Self {
+            bar: BarIndex::new(*module_parameters::bar.value())?,
+            offset: *module_parameters::offset.value(),
+            size: *module_parameters::size.value(),
+        })
+    }
+}
 
 kernel::pci_device_table!(
     PCI_TABLE,
@@ -381,6 +415,9 @@ impl pci::Driver for P2pdmaRs {
             pdev.enable_device_mem()?;
             let bound: &pci::Device<Bound> = pdev;
 
+            let range = Range::from_params().inspect_err(|_| {
+                dev_err!(pdev, "bar={} is no BAR\n", *module_parameters::bar.value());
+            })?;
             let p2p = P2pdma::init(bound)?;
             let mut providers = KVec::new();
             for bar in BarIndex::all() {
@@ -389,16 +426,29 @@ impl pci::Driver for P2pdmaRs {
                     providers.push(provider, GFP_KERNEL)?;
                 }
             }
+            let bar = range.bar.get();
+            let (offset, size) = (range.offset, range.size);
+            let pool = p2p.add_p2pmem(range.bar, size, offset).inspect_err(|e| {
+                dev_err!(
+                    pdev,
+                    "cannot add BAR{} offset {:#x} size {:#x} as p2pmem: {}\n",
+                    bar,
+                    offset,
+                    size,
+                    e.to_errno()
+                );
+            })?;
+            // Found: `add_p2pmem` succeeded, so the BAR is a memory BAR with a provider.
             let p2pmem_provider = providers
                 .iter()
-                .position(|p| p.bar().get() == P2PMEM_BAR)
+                .position(|p| p.bar() == range.bar)
                 .ok_or(ENODEV)?;
-            let pool = p2p.add_p2pmem(BarIndex::new(P2PMEM_BAR)?, 0, 0)?;
             pool.publish(true);
-            let probe = probe_checks(&p2p, &providers, &pool, bound.as_ref())?;
+            let probe = probe_checks(&p2p, &providers, &pool, &range, bound.as_ref())?;
             dev_info!(
                 pdev,
-                "{} P2PDMA provider(s), p2pmem published\n",
+                "p2pmem of BAR{} published, {} P2PDMA provider(s)\n",
+                bar,
                 providers.len()
             );
 
@@ -410,6 +460,7 @@ impl pci::Driver for P2pdmaRs {
                 pdev: pdev.into(),
                 providers: managed,
                 p2pmem_provider,
+                p2pmem_bar: range.bar,
                 p2pmem: pool.into_devres()?,
                 probe,
             };
@@ -436,6 +487,20 @@ kernel::module_pci_driver! {
     type: P2pdmaRs,
     name: "p2pdma_rs",
     authors: ["p2pdma-rs developers"],
-    description: "P2PDMA provider driver for QEMU ivshmem-plain, in Rust",
+    description: "P2PDMA provider: a PCI BAR as published p2pmem, in Rust",
     license: "GPL v2",
+    params: {
+        bar: u32 {
+            default: 2,
+            description: "BAR given out as p2pmem (default 2: ivshmem-plain's shared memory)",
+        },
+        offset: u64 {
+            default: 0,
+            description: "Offset into the BAR, a multiple of 2 MiB (default 0)",
+        },
+        size: u64 {
+            default: 0,
+            description: "Bytes given out, a multiple of 2 MiB (default 0: the rest of the BAR)",
+        },
+    },
 }

@@ -10,40 +10,10 @@
  * through the host bridge only with a CPU the allowlist accepts (AMD Zen):
  * the expectations follow /proc/cpuinfo.
  */
-#define _GNU_SOURCE
-#include <dirent.h>
-#include <errno.h>
-#include <fcntl.h>
-#include <stdint.h>
-#include <limits.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include <unistd.h>
-
+#include "p2pdma_util.h"
 #include "kselftest_harness.h"
 
-#define PCI_DEVS "/sys/bus/pci/devices"
-#define DEBUGFS "/sys/kernel/debug"
 #define REPORT_MAX (64 << 10)
-
-static long read_long(const char *dev, const char *attr)
-{
-	char path[PATH_MAX], buf[64];
-	ssize_t n;
-	int fd;
-
-	snprintf(path, sizeof(path), PCI_DEVS "/%s/%s", dev, attr);
-	fd = open(path, O_RDONLY);
-	if (fd < 0)
-		return -1;
-	n = read(fd, buf, sizeof(buf) - 1);
-	close(fd);
-	if (n <= 0)
-		return -1;
-	buf[n] = '\0';
-	return strtol(buf, NULL, 0);
-}
 
 /* The whole text of debugfs report @name of the p2pdma_rs device @bdf. */
 static char *report(const char *bdf, const char *name)
@@ -88,62 +58,6 @@ static char *find_line(const char *text, const char *prefix, char *line, size_t 
 	return NULL;
 }
 
-/* All PCI devices with this vendor:device, in bus order. */
-static int find_devs(long vendor, long device, char bdfs[][16], int max)
-{
-	struct dirent **list;
-	int i, n, found = 0;
-
-	n = scandir(PCI_DEVS, &list, NULL, alphasort);
-	for (i = 0; i < n; i++) {
-		const char *name = list[i]->d_name;
-
-		if (name[0] != '.' && strlen(name) < 16 && found < max &&
-		    read_long(name, "vendor") == vendor && read_long(name, "device") == device)
-			snprintf(bdfs[found++], 16, "%s", name);
-		free(list[i]);
-	}
-	free(list);
-	return found;
-}
-
-/* The PCI parent of @bdf, or "" on a root bus. */
-static void parent_of(const char *bdf, char *up, size_t len)
-{
-	char path[PATH_MAX], real[PATH_MAX], *slash;
-
-	up[0] = '\0';
-	snprintf(path, sizeof(path), PCI_DEVS "/%s", bdf);
-	if (!realpath(path, real))
-		return;
-	slash = strrchr(real, '/');
-	*slash = '\0';
-	slash = strrchr(real, '/');
-	if (slash && strncmp(slash + 1, "pci", 3))
-		snprintf(up, len, "%s", slash + 1);
-}
-
-/* Does the guest CPU make the host bridge pass (x86: AMD family >= 0x17)? */
-static int cpu_allows_host_bridge(void)
-{
-	char line[256];
-	int amd = 0, family = 0;
-	FILE *f = fopen("/proc/cpuinfo", "r");
-
-	if (!f)
-		return 0;
-	while (fgets(line, sizeof(line), f)) {
-		if (!strncmp(line, "vendor_id", 9))
-			amd = !!strstr(line, "AuthenticAMD");
-		if (!strncmp(line, "cpu family", 10))
-			family = atoi(strchr(line, ':') + 1);
-		if (line[0] == '\n')
-			break;
-	}
-	fclose(f);
-	return amd && family >= 0x17;
-}
-
 FIXTURE(topo) {
 	char sw[16];		/* ivshmem behind the switch */
 	char root[16];		/* ivshmem on the root bus */
@@ -154,19 +68,8 @@ FIXTURE(topo) {
 
 FIXTURE_SETUP(topo)
 {
-	char ivshmem[2][16], up[32];
-	int i, n;
-
-	n = find_devs(0x1af4, 0x1110, ivshmem, 2);
-	ASSERT_EQ(2, n) TH_LOG("expected two ivshmem-plain devices");
-	self->sw[0] = '\0';
-	self->root[0] = '\0';
-	for (i = 0; i < n; i++) {
-		parent_of(ivshmem[i], up, sizeof(up));
-		snprintf(up[0] ? self->sw : self->root, 16, "%s", ivshmem[i]);
-	}
-	ASSERT_NE(0, self->sw[0]) TH_LOG("no ivshmem behind the switch");
-	ASSERT_NE(0, self->root[0]) TH_LOG("no ivshmem on the root bus");
+	ASSERT_EQ(0, find_ivshmem(self->sw, self->root))
+		TH_LOG("expected an ivshmem-plain behind the switch and one on the root bus");
 	ASSERT_EQ(1, find_devs(0x1b36, 0x0010, (char (*)[16])self->nvme, 1));
 	ASSERT_EQ(1, find_devs(0x1234, 0x11e8, (char (*)[16])self->edu, 1));
 	self->no_p2p = cpu_allows_host_bridge() ? "THRU_HOST_BRIDGE" : "NOT_SUPPORTED";
@@ -195,29 +98,6 @@ static unsigned long long bar_register(const char *bdf, int bar)
 		hi = 0;
 	close(fd);
 	return ((unsigned long long)hi << 32) | (lo & ~0xfULL);
-}
-
-/* Start and length of @bar from sysfs "resource" (the CPU view). */
-static int bar_resource(const char *bdf, int bar, unsigned long long *start,
-			unsigned long long *len)
-{
-	char path[PATH_MAX], line[128];
-	unsigned long long end, flags;
-	FILE *f;
-	int i, ok = -1;
-
-	snprintf(path, sizeof(path), PCI_DEVS "/%s/resource", bdf);
-	f = fopen(path, "r");
-	if (!f)
-		return -1;
-	for (i = 0; fgets(line, sizeof(line), f); i++)
-		if (i == bar && sscanf(line, "%llx %llx %llx",
-				       start, &end, &flags) == 3) {
-			*len = end - *start + 1;
-			ok = 0;
-		}
-	fclose(f);
-	return ok;
 }
 
 /* Every provider's CPU range and bus offset match what the PCI core has. */
