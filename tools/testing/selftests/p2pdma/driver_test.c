@@ -17,7 +17,7 @@
 #include <sys/wait.h>
 #include "kselftest_harness.h"
 
-#define MIB (1UL << 20)
+#define MIB 0x100000UL
 
 FIXTURE(drv) {
 	char sw[16];		/* ivshmem behind the switch */
@@ -83,16 +83,16 @@ FIXTURE_TEARDOWN(drv)
 }
 
 /* Touches @p in a child process: the signal that killed it, or 0. */
-static int touch(volatile char *p, int write)
+static int touch(char *p, int write)
 {
 	pid_t pid = fork();
 	int status;
 
 	if (pid == 0) {
 		if (write)
-			p[0] = 1;
+			__atomic_store_n(p, 1, __ATOMIC_RELAXED);
 		else
-			(void)p[0];
+			__atomic_load_n(p, __ATOMIC_RELAXED);
 		_exit(0);
 	}
 	if (pid < 0 || waitpid(pid, &status, 0) != pid)
@@ -312,7 +312,7 @@ TEST_F(drv, bad_module_params_refused_cleanly)
 	};
 	unsigned int i;
 
-	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+	for (i = 0; i < ARRAY_SIZE(bad); i++) {
 		ASSERT_EQ(0, reload(bad[i])) TH_LOG("modprobe p2pdma_rs %s", bad[i]);
 		EXPECT_FALSE(bound(self->sw)) TH_LOG("%s", bad[i]);
 		EXPECT_FALSE(bound(self->root)) TH_LOG("%s", bad[i]);

@@ -28,7 +28,7 @@
 #define NVME_READ_AT	(16ULL << 20)	/* where the read test's data is on the NVMe */
 #define NVME_WRITE_AT	(32ULL << 20)	/* where the write test puts its data */
 #define NVME_ROOT_AT	(48ULL << 20)	/* the data of the root-bus test */
-#define ROOT_LEN	(1UL << 20)
+#define ROOT_LEN	0x100000UL
 
 FIXTURE(io) {
 	char ivshmem[16];	/* behind the switch, p2pmem from p2pdma_rs */
@@ -186,7 +186,7 @@ TEST_F(io, nvme_to_root_bus_p2pmem_follows_host_bridge)
 		TH_LOG("HOSTCHECK ivshmem-root offset=%#llx len=%#lx seed=%#llx",
 		       at, ROOT_LEN, (unsigned long long)self->seed);
 	} else {
-		const volatile uint64_t *w = p2p;
+		const uint64_t *w = p2p;
 		size_t i;
 
 		EXPECT_EQ(-EINVAL, n) TH_LOG("NOT_SUPPORTED pair: %s", strerror(-n));

@@ -107,7 +107,8 @@ static inline int find_ivshmem(char *sw, char *root)
 	char ivshmem[2][16], up[32];
 	int i;
 
-	sw[0] = root[0] = '\0';
+	sw[0] = '\0';
+	root[0] = '\0';
 	if (find_devs(0x1af4, 0x1110, ivshmem, 2) != 2)
 		return -ENODEV;
 	for (i = 0; i < 2; i++) {
@@ -252,7 +253,7 @@ static inline uint64_t pattern_word(uint64_t seed, uint64_t i)
 
 static inline void pattern_fill(void *buf, size_t len, uint64_t seed)
 {
-	volatile uint64_t *w = buf;
+	uint64_t *w = buf;
 	size_t i;
 
 	for (i = 0; i < len / 8; i++)
@@ -262,7 +263,7 @@ static inline void pattern_fill(void *buf, size_t len, uint64_t seed)
 /* The byte offset of the first word that differs from the pattern, or -1. */
 static inline long pattern_check(const void *buf, size_t len, uint64_t seed)
 {
-	const volatile uint64_t *w = buf;
+	const uint64_t *w = buf;
 	size_t i;
 
 	for (i = 0; i < len / 8; i++)
