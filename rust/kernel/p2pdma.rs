@@ -28,6 +28,7 @@
 #[cfg(CONFIG_RUST_P2PDMA_BENCH)]
 pub mod bench;
 mod client;
+mod dmabuf;
 mod map;
 mod mmio;
 mod p2pmem;
@@ -35,6 +36,17 @@ mod provider;
 mod state;
 
 pub use client::PciDevices;
+pub use dmabuf::{
+    check_ranges,
+    BarRange,
+    DmaRange,
+    Exporter,
+    ExporterHandle,
+    ExporterStatus,
+    Import,
+    ResvGuard,
+    MAX_RANGES, //
+};
 pub use map::MapType;
 pub use mmio::MmioMapping;
 pub use p2pmem::{

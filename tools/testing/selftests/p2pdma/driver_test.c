@@ -11,7 +11,6 @@
  * ivshmem-plain devices.
  */
 #include "p2pdma_util.h"
-#include <glob.h>
 #include <signal.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -165,14 +164,10 @@ TEST_F(drv, unbind_during_odirect_io)
 {
 	char path[PATH_MAX];
 	int pipefd[2], status, blk;
-	glob_t g;
 	pid_t pid;
 	char c;
 
-	snprintf(path, sizeof(path), PCI_DEVS "/%s/nvme/nvme*/nvme*n1", self->nvme);
-	ASSERT_EQ(0, glob(path, 0, NULL, &g));
-	snprintf(path, sizeof(path), "/dev/%s", strrchr(g.gl_pathv[0], '/') + 1);
-	globfree(&g);
+	ASSERT_EQ(0, nvme_namespace(self->nvme, path, sizeof(path)));
 	ASSERT_EQ(0, pipe(pipefd));
 
 	pid = fork();

@@ -20,7 +20,6 @@
  * block layer refuses the pages (NOT_SUPPORTED) and nothing is written.
  */
 #include "p2pdma_util.h"
-#include <glob.h>
 #include <time.h>
 #include "kselftest_harness.h"
 
@@ -42,7 +41,6 @@ FIXTURE(io) {
 FIXTURE_SETUP(io)
 {
 	char path[PATH_MAX], sw_a[32], sw_b[32], up[32];
-	glob_t g;
 
 	ASSERT_EQ(0, find_ivshmem(self->ivshmem, self->root));
 	ASSERT_EQ(1, find_devs(0x1b36, 0x0010, (char (*)[16])self->nvme, 1));
@@ -56,10 +54,8 @@ FIXTURE_SETUP(io)
 	ASSERT_LE((long)LEN, read_long(self->ivshmem, "p2pmem/available"))
 		TH_LOG("%s has no p2pmem: is p2pdma_rs bound?", self->ivshmem);
 
-	snprintf(path, sizeof(path), PCI_DEVS "/%s/nvme/nvme*/nvme*n1", self->nvme);
-	ASSERT_EQ(0, glob(path, 0, NULL, &g)) TH_LOG("no namespace under %s", self->nvme);
-	snprintf(path, sizeof(path), "/dev/%s", strrchr(g.gl_pathv[0], '/') + 1);
-	globfree(&g);
+	ASSERT_EQ(0, nvme_namespace(self->nvme, path, sizeof(path)))
+		TH_LOG("no namespace under %s", self->nvme);
 	self->blk = open(path, O_RDWR | O_DIRECT);
 	ASSERT_LE(0, self->blk) TH_LOG("open %s: %s", path, strerror(errno));
 	ASSERT_EQ(0, posix_memalign(&self->plain, 4096, LEN));

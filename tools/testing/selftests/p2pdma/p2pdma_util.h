@@ -11,6 +11,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <glob.h>
 #include <limits.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -171,6 +172,20 @@ static inline int bar_resource(const char *bdf, int bar, unsigned long long *sta
 		}
 	fclose(f);
 	return ok;
+}
+
+/* The block device of the first namespace of NVMe controller @bdf. */
+static inline int nvme_namespace(const char *bdf, char *dev, size_t len)
+{
+	char path[PATH_MAX];
+	glob_t g;
+
+	snprintf(path, sizeof(path), PCI_DEVS "/%s/nvme/nvme*/nvme*n1", bdf);
+	if (glob(path, 0, NULL, &g))
+		return -ENOENT;
+	snprintf(dev, len, "/dev/%s", strrchr(g.gl_pathv[0], '/') + 1);
+	globfree(&g);
+	return 0;
 }
 
 /* A shared mapping of @len bytes of @bdf's p2pmem (sysfs p2pmem/allocate). */
