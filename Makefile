@@ -70,8 +70,8 @@ initramfs-%: kernel-%
 
 # $(call boot,FLAVOUR,CPU,LOG,RUNNER MODE): boot build/FLAVOUR in the QEMU
 # topology; the log is judged afterwards, so a failed boot does not stop make.
-# The device backing files of a boot (shared memory, NVMe image) are kept in
-# build/FLAVOUR/vm-LOG for the host-side checks (vm = $(call vm,FLAVOUR,LOG)).
+# $(call vm,FLAVOUR,LOG) is the folder of the boot's device files (shared
+# memory, NVMe image), build/FLAVOUR/vm-LOG, which the host-side checks read.
 vm = $(BUILD)/$(1)/vm-$(basename $(2))
 define boot
 	@echo "[qemu] $(1) kernel, mode $(4) ($(ACCEL), cpu $(2))"
@@ -104,10 +104,9 @@ static: tree config-check
 	@harness/no-warnings.sh "make rustdoc" $(BUILD)/check/rustdoc.log
 
 check: static kernel-nop2pdma boot-check boot-check-epyc
-	@rc=0; for log in guest.log guest-epyc.log; do \
-		echo "== $$log"; python3 harness/results.py $(BUILD)/check/$$log \
-			$(BUILD)/check/vm-$${log%.log} || rc=1; \
-	done; exit $$rc
+	@rc=0; $(foreach l,guest.log guest-epyc.log,echo "== $(l)"; \
+		python3 harness/results.py $(BUILD)/check/$(l) $(call vm,check,$(l)) || rc=1;) \
+		exit $$rc
 
 # Benchmarks run on the plain (non-debug) kernel; they print figures and fail
 # only when a benchmark does not run.

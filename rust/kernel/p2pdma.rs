@@ -44,7 +44,6 @@ pub use dmabuf::{
     ExporterHandle,
     ExporterStatus,
     Import,
-    ResvGuard,
     MAX_RANGES, //
 };
 pub use map::MapType;

@@ -71,8 +71,6 @@ struct Info {
     providers: KVec<Devres<P2pdmaProvider<'static>>>,
     /// Index in `providers` of the p2pmem BAR.
     p2pmem_provider: usize,
-    /// The p2pmem BAR.
-    p2pmem_bar: BarIndex,
     p2pmem: Devres<P2pmem<'static>>,
     /// Text of the checks made while probing.
     probe: KVec<u8>,
@@ -186,11 +184,8 @@ impl Info {
 
     /// Walks one map state per client over pgmap pages and pageless providers.
     fn show_map_state(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let Some(other) = self
-            .providers
-            .iter()
-            .position(|p| p.try_access_with(|p| p.bar() != self.p2pmem_bar) == Some(true))
-        else {
+        // Any provider other than the p2pmem BAR's.
+        let Some(other) = (0..self.providers.len()).find(|&i| i != self.p2pmem_provider) else {
             return f.write_str("no second provider\n");
         };
         for client in PciDevices::new() {
@@ -460,7 +455,6 @@ impl pci::Driver for P2pdmaRs {
                 pdev: pdev.into(),
                 providers: managed,
                 p2pmem_provider,
-                p2pmem_bar: range.bar,
                 p2pmem: pool.into_devres()?,
                 probe,
             };

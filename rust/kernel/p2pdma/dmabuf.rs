@@ -34,10 +34,12 @@ use crate::{
         DmaAddress, //
     },
     error::from_err_ptr,
+    io::ResourceSize,
     new_condvar,
     new_mutex,
     page::PAGE_SIZE,
     prelude::*,
+    scatterlist::SGTable,
     sync::{
         aref::ARef,
         Arc,
@@ -122,7 +124,7 @@ pub fn check_ranges(bar_start: u64, bar_len: u64, ranges: &[BarRange]) -> Result
 /// # Invariants
 ///
 /// `resv` is the locked reservation object of a dma-buf that stays alive for `'a`.
-pub struct ResvGuard<'a> {
+pub(crate) struct ResvGuard<'a> {
     resv: *mut bindings::dma_resv,
     _buf: PhantomData<&'a bindings::dma_buf>,
 }
@@ -605,7 +607,7 @@ pub struct DmaRange {
     /// The address the device uses.
     pub addr: DmaAddress,
     /// Its length in bytes.
-    pub len: u32,
+    pub len: ResourceSize,
 }
 
 impl Import {
@@ -670,21 +672,19 @@ impl Import {
             })?;
             self.state.sgt.store(sgt, Ordering::Relaxed);
         }
+        // SAFETY: `sgt` is the attachment's mapping; it is neither freed nor changed while we
+        // hold the reservation lock, which `_resv` does until the end of this function.
+        let table = unsafe { SGTable::from_raw(sgt) };
         let mut out = KVec::new();
-        // SAFETY: `sgt` is the attachment's mapping, kept while we hold the lock; only the
-        // first `nents` entries are valid (no pages behind MMIO).
-        unsafe {
-            let mut sg = (*sgt).sgl;
-            for _ in 0..(*sgt).nents {
-                out.push(
-                    DmaRange {
-                        addr: (*sg).dma_address,
-                        len: (*sg).dma_length,
-                    },
-                    GFP_KERNEL,
-                )?;
-                sg = bindings::sg_next(sg);
-            }
+        // The iterator walks `nents`: MMIO mappings have no CPU entries (`orig_nents` is 0).
+        for sg in table.iter() {
+            out.push(
+                DmaRange {
+                    addr: sg.dma_address(),
+                    len: sg.dma_len(),
+                },
+                GFP_KERNEL,
+            )?;
         }
         Ok(out)
     }

@@ -37,9 +37,10 @@ impl<'bound> P2pdma<'bound> {
     /// Adds `size` bytes of memory BAR `bar`, from `offset`, to the device's p2pmem pool
     /// (`pci_p2pdma_add_resource()`); a `size` of 0 takes the rest of the BAR.
     ///
-    /// The memory gets `struct page`s that stay until the driver unbinds; unbinding waits
-    /// until every page handed out (to [`P2pmemAlloc`]s, to user mappings of the sysfs
-    /// `p2pmem/allocate` file, to I/O in flight) has been given back.
+    /// The memory gets `struct page`s that stay until the driver unbinds. Unbinding first
+    /// removes the sysfs `p2pmem/allocate` file, which takes user mappings of it away, and
+    /// then waits until every page still handed out (to [`P2pmemAlloc`]s, to I/O in flight)
+    /// has been given back.
     ///
     /// Fails with `EINVAL` if `bar` is not a memory BAR or the range is not inside it or not
     /// aligned to [`P2PMEM_ALIGN`], and with `EBUSY` if the range already has pages (added

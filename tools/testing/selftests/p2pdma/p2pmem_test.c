@@ -74,15 +74,11 @@ TEST_F(nvme, p2pmem_alloc_gives_memory_back)
 {
 	const size_t len = 1 << 20;
 	long avail = read_long(self->bdf, "p2pmem/available");
-	char path[PATH_MAX];
 	unsigned char *p;
 	size_t i;
 	int fd;
 
-	snprintf(path, sizeof(path), PCI_DEVS "/%s/p2pmem/allocate", self->bdf);
-	fd = open(path, O_RDWR);
-	ASSERT_LE(0, fd);
-	p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	p = p2pmem_map(self->bdf, len, &fd);
 	ASSERT_NE(MAP_FAILED, p);
 	EXPECT_EQ(avail - (long)len, read_long(self->bdf, "p2pmem/available"));
 	for (i = 0; i < len; i++)
