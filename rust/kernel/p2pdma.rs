@@ -31,6 +31,7 @@ mod client;
 mod dmabuf;
 mod map;
 mod mmio;
+mod node;
 mod p2pmem;
 mod provider;
 mod state;
@@ -38,16 +39,24 @@ mod state;
 pub use client::PciDevices;
 pub use dmabuf::{
     check_ranges,
+    BarInfo,
     BarRange,
     DmaRange,
     Exporter,
     ExporterHandle,
     ExporterStatus,
     Import,
+    ImportRef,
+    Importer,
+    ImporterHandle,
     MAX_RANGES, //
 };
 pub use map::MapType;
 pub use mmio::MmioMapping;
+pub use node::{
+    Node,
+    NodeFile, //
+};
 pub use p2pmem::{
     find_p2pmem,
     P2pmem,

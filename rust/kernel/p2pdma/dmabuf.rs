@@ -21,6 +21,7 @@
 
 use super::{
     BarIndex,
+    MapType,
     P2pdma, //
 };
 use crate::{
@@ -61,6 +62,9 @@ use core::{
 
 /// Most ranges one exported dma-buf may have.
 pub const MAX_RANGES: usize = 256;
+
+/// The file flags an export may ask for.
+const OPEN_FLAGS: u32 = bindings::O_CLOEXEC | bindings::O_ACCMODE;
 
 /// A range of a BAR, as user space names it: an offset into the BAR and a length.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -253,8 +257,8 @@ impl Export {
 
 /// The exporter's view of a device: its BARs and its exports.
 struct ExporterState {
-    /// Provider, CPU start and length of each memory BAR.
-    bars: [Option<(*mut bindings::p2pdma_provider, u64, u64)>; 6],
+    /// Each memory BAR: its provider and what [`ExporterHandle::bar_info`] reports.
+    bars: [Option<(*mut bindings::p2pdma_provider, BarInfo)>; 6],
     exports: KVec<Arc<Export>>,
     revoked: bool,
     /// The device is unbound: everything revoked for good, no new exports.
@@ -277,6 +281,18 @@ pub struct ExporterStatus {
     pub mappings: usize,
 }
 
+/// A memory BAR an [`Exporter`] can export from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BarInfo {
+    /// CPU physical address of the BAR.
+    pub phys_start: u64,
+    /// Its length in bytes.
+    pub len: u64,
+    /// PCI bus address minus CPU physical address: a `BUS_ADDR` peer sees the BAR at
+    /// `phys_start + bus_offset`.
+    pub bus_offset: u64,
+}
+
 /// Exports ranges of the memory BARs of a bound PCI device as dma-bufs.
 ///
 /// Dropping it revokes every export synchronously, for good; drivers keep it in their
@@ -295,7 +311,12 @@ impl<'bound> Exporter<'bound> {
         let mut bars = [None; 6];
         for bar in BarIndex::all() {
             if let Ok(p) = p2p.provider(bar) {
-                bars[bar.get() as usize] = Some((p.as_raw(), p.phys_start(), p.len()));
+                let info = BarInfo {
+                    phys_start: p.phys_start(),
+                    len: p.len(),
+                    bus_offset: p.bus_offset(),
+                };
+                bars[bar.get() as usize] = Some((p.as_raw(), info));
             }
         }
         let state = ExporterState {
@@ -334,7 +355,8 @@ pub struct ExporterHandle(Arc<Mutex<ExporterState>>);
 
 impl ExporterHandle {
     /// Exports `ranges` of memory BAR `bar` as one dma-buf and returns a new file
-    /// descriptor for it, opened with `flags` (`O_CLOEXEC`, `O_RDWR`, ...).
+    /// descriptor for it, opened with `flags`: `O_CLOEXEC` and an access mode (`O_RDONLY`,
+    /// `O_WRONLY`, `O_RDWR`), nothing else (`EINVAL`).
     ///
     /// The ranges are checked with [`check_ranges`]. Fails with `EINVAL` for a BAR that is
     /// no memory BAR and `ENODEV` once the device is gone. A buffer exported while the
@@ -350,8 +372,14 @@ impl ExporterHandle {
         if state.gone {
             return Err(ENODEV);
         }
-        let (provider, start, len) = state.bars[bar.get() as usize].ok_or(EINVAL)?;
-        let size = check_ranges(start, len, ranges)?;
+        if flags & !OPEN_FLAGS != 0 {
+            return Err(EINVAL);
+        }
+        let (provider, bar) = state.bars[bar.get() as usize].ok_or(EINVAL)?;
+        let (start, size) = (
+            bar.phys_start,
+            check_ranges(bar.phys_start, bar.len, ranges)?,
+        );
         let mut phys = KVec::with_capacity(ranges.len(), GFP_KERNEL)?;
         for r in ranges {
             // Cannot overflow: checked above.
@@ -432,6 +460,16 @@ impl ExporterHandle {
             export.set_revoked(revoke);
         }
         Ok(())
+    }
+
+    /// Returns where memory BAR `bar` is (`EINVAL` if it is none, `ENODEV` once the device
+    /// is gone).
+    pub fn bar_info(&self, bar: BarIndex) -> Result<BarInfo> {
+        let state = self.0.lock();
+        if state.gone {
+            return Err(ENODEV);
+        }
+        Ok(state.bars[bar.get() as usize].ok_or(EINVAL)?.1)
     }
 
     /// Returns the current state.
@@ -576,7 +614,7 @@ struct ImportState {
     sgt: AtomicPtr<bindings::sg_table>,
     dir: bindings::dma_data_direction,
     invalidations: AtomicU32,
-    stop: Option<KBox<dyn Fn() + Send + Sync>>,
+    stop: Option<Arc<dyn Fn() + Send + Sync>>,
 }
 
 /// A dynamic, peer-to-peer attachment of a dma-buf to a bound device, and its mapping.
@@ -621,7 +659,7 @@ impl Import {
         fd: i32,
         dev: &device::Device<Bound>,
         dir: DataDirection,
-        stop: Option<KBox<dyn Fn() + Send + Sync>>,
+        stop: Option<Arc<dyn Fn() + Send + Sync>>,
     ) -> Result<Self> {
         let state = KBox::new(
             ImportState {
@@ -661,9 +699,62 @@ impl Import {
     }
 
     /// Maps the buffer for the device, if it is not mapped, and returns its DMA ranges.
+    ///
+    /// The ranges may be invalidated as soon as this returns; a device must only be started
+    /// on them inside [`Self::with_mapping`].
     pub fn map(&self) -> Result<KVec<DmaRange>> {
         // SAFETY: `dmabuf` lives until drop (type invariant); we do not hold its lock.
         let _resv = unsafe { ResvGuard::lock(self.dmabuf) };
+        // SAFETY: `_resv` holds the reservation lock.
+        unsafe { self.map_locked() }
+    }
+
+    /// Maps the buffer for the device, if it is not mapped, and calls `f` with its DMA
+    /// ranges and the map type, while the mapping cannot be invalidated.
+    ///
+    /// `f` runs with the buffer's reservation lock held: DMA the device starts in `f` is
+    /// seen by the exporter's revocation, which then waits for the `stop` function of
+    /// [`Import::new`]. The map type is known for buffers of [`ExporterHandle::export`]
+    /// (`None` for other exporters).
+    pub fn with_mapping<R>(&self, f: impl FnOnce(&[DmaRange], Option<MapType>) -> R) -> Result<R> {
+        // SAFETY: `dmabuf` lives until drop (type invariant); we do not hold its lock.
+        let _resv = unsafe { ResvGuard::lock(self.dmabuf) };
+        // SAFETY: `_resv` holds the reservation lock.
+        let ranges = unsafe { self.map_locked() }?;
+        // SAFETY: `_resv` holds the reservation lock and the buffer is mapped.
+        let map_type = unsafe { self.map_type_locked() };
+        Ok(f(&ranges, map_type))
+    }
+
+    /// Returns the map type of a mapped buffer of [`ExporterHandle::export`].
+    ///
+    /// # Safety
+    ///
+    /// The caller holds the buffer's reservation lock, and the buffer is mapped.
+    // Not generic and not inlined: the C calls stay in the kernel crate (see `map_locked`).
+    #[inline(never)]
+    unsafe fn map_type_locked(&self) -> Option<MapType> {
+        // SAFETY: `dmabuf` is alive (type invariant); `ops` and `priv` never change.
+        if !ptr::eq(unsafe { (*self.dmabuf).ops }, &EXPORT_OPS) {
+            return None;
+        }
+        // SAFETY: One of ours, alive.
+        let export = unsafe { export_of(self.dmabuf) };
+        // SAFETY: Mapped, with the reservation lock held: not revoked, so the provider is
+        // alive (invariants of `Export`); `_dev` is a valid device.
+        let raw = unsafe { bindings::pci_p2pdma_map_type(export.provider, self._dev.as_raw()) };
+        Some(MapType::from_c(raw))
+    }
+
+    /// Maps the buffer if needed and returns its ranges.
+    ///
+    /// # Safety
+    ///
+    /// The caller holds the buffer's reservation lock.
+    // dma-buf symbols live in the `DMA_BUF` namespace, which modules do not import: this
+    // function is not generic and not inlined, so the calls stay in the kernel crate.
+    #[inline(never)]
+    unsafe fn map_locked(&self) -> Result<KVec<DmaRange>> {
         let mut sgt = self.state.sgt.load(Ordering::Relaxed);
         if sgt.is_null() {
             // SAFETY: A valid dynamic attachment, with the reservation lock held.
@@ -672,8 +763,8 @@ impl Import {
             })?;
             self.state.sgt.store(sgt, Ordering::Relaxed);
         }
-        // SAFETY: `sgt` is the attachment's mapping; it is neither freed nor changed while we
-        // hold the reservation lock, which `_resv` does until the end of this function.
+        // SAFETY: `sgt` is the attachment's mapping; it is neither freed nor changed while
+        // the caller holds the reservation lock.
         let table = unsafe { SGTable::from_raw(sgt) };
         let mut out = KVec::new();
         // The iterator walks `nents`: MMIO mappings have no CPU entries (`orig_nents` is 0).
@@ -755,3 +846,150 @@ static IMPORT_OPS: bindings::dma_buf_attach_ops = bindings::dma_buf_attach_ops {
     allow_peer2peer: true,
     invalidate_mappings: Some(import_invalidate),
 };
+
+/// What an [`Importer`] shares with its handles.
+struct ImporterState {
+    /// The importing device; bound while `gone` is false.
+    dev: ARef<device::Device>,
+    dir: DataDirection,
+    stop: Arc<dyn Fn() + Send + Sync>,
+    gone: bool,
+    slots: KVec<Arc<Slot>>,
+}
+
+/// The attachment of one [`ImportRef`]; `None` once detached.
+type Slot = Mutex<Option<Import>>;
+
+/// Imports dma-bufs for a bound device, on behalf of files and other `'static` users.
+///
+/// Dropping it (drivers keep it in their driver data) detaches every import while the device
+/// is still bound; the [`ImporterHandle`]s and [`ImportRef`]s then fail with `ENODEV`.
+pub struct Importer<'bound> {
+    handle: ImporterHandle,
+    _bound: PhantomData<&'bound device::Device<Bound>>,
+}
+
+impl<'bound> Importer<'bound> {
+    /// Creates an importer for `dev`, mapping in direction `dir`.
+    ///
+    /// `stop` is called in every invalidation, as for [`Import::new`]: it must stop the
+    /// device's DMA to the buffers, and it may run after the device is unbound (when it
+    /// should find nothing to do).
+    pub fn new(
+        dev: &'bound device::Device<Bound>,
+        dir: DataDirection,
+        stop: impl Fn() + Send + Sync + 'static,
+    ) -> Result<Self> {
+        let stop: Arc<dyn Fn() + Send + Sync> = Arc::new(stop, GFP_KERNEL)?;
+        let state = ImporterState {
+            dev: dev.into(),
+            dir,
+            stop,
+            gone: false,
+            slots: KVec::new(),
+        };
+        Ok(Self {
+            handle: ImporterHandle(Arc::pin_init(new_mutex!(state), GFP_KERNEL)?),
+            _bound: PhantomData,
+        })
+    }
+
+    /// Returns a handle that can outlive the binding.
+    pub fn handle(&self) -> ImporterHandle {
+        self.handle.clone()
+    }
+}
+
+impl Drop for Importer<'_> {
+    fn drop(&mut self) {
+        let mut state = self.handle.0.lock();
+        state.gone = true;
+        for slot in state.slots.drain_all() {
+            // Detaches while the device is still bound.
+            drop(slot.lock().take());
+        }
+    }
+}
+
+/// A `'static` handle of an [`Importer`].
+#[derive(Clone)]
+pub struct ImporterHandle(Arc<Mutex<ImporterState>>);
+
+impl ImporterHandle {
+    /// Attaches the dma-buf of file descriptor `fd` (of the calling process), as
+    /// [`Import::new`] does. Fails with `ENODEV` once the device is gone.
+    pub fn import(&self, fd: i32) -> Result<ImportRef> {
+        let mut state = self.0.lock();
+        if state.gone {
+            return Err(ENODEV);
+        }
+        state.slots.reserve(1, GFP_KERNEL)?;
+        // SAFETY: `gone` is false under the lock, so `dev` is bound, and it stays bound
+        // until `Importer::drop` takes this lock.
+        let dev = unsafe { state.dev.as_bound() };
+        let import = Import::new(fd, dev, state.dir, Some(state.stop.clone()))?;
+        let slot = Arc::pin_init(new_mutex!(Some(import)), GFP_KERNEL)?;
+        // Cannot fail: reserved above.
+        let _ = state.slots.push(slot.clone(), GFP_KERNEL);
+        Ok(ImportRef {
+            slot,
+            importer: self.clone(),
+        })
+    }
+}
+
+/// An import of an [`ImporterHandle`]; dropping it detaches.
+///
+/// Every method fails with `ENODEV` once the [`Importer`] is gone.
+pub struct ImportRef {
+    slot: Arc<Slot>,
+    importer: ImporterHandle,
+}
+
+impl ImportRef {
+    fn with<R>(&self, f: impl FnOnce(&Import) -> Result<R>) -> Result<R> {
+        // The slot's lock keeps `Importer::drop` from detaching (and the device from being
+        // unbound) while `f` uses the attachment.
+        match &*self.slot.lock() {
+            Some(import) => f(import),
+            None => Err(ENODEV),
+        }
+    }
+
+    /// As [`Import::map`].
+    pub fn map(&self) -> Result<KVec<DmaRange>> {
+        self.with(Import::map)
+    }
+
+    /// As [`Import::with_mapping`].
+    pub fn with_mapping<R>(&self, f: impl FnOnce(&[DmaRange], Option<MapType>) -> R) -> Result<R> {
+        self.with(|i| i.with_mapping(f))
+    }
+
+    /// As [`Import::unmap`].
+    pub fn unmap(&self) -> Result {
+        self.with(|i| {
+            i.unmap();
+            Ok(())
+        })
+    }
+
+    /// As [`Import::is_mapped`].
+    pub fn is_mapped(&self) -> Result<bool> {
+        self.with(|i| Ok(i.is_mapped()))
+    }
+
+    /// As [`Import::invalidations`].
+    pub fn invalidations(&self) -> Result<u32> {
+        self.with(|i| Ok(i.invalidations()))
+    }
+}
+
+impl Drop for ImportRef {
+    fn drop(&mut self) {
+        let mut state = self.importer.0.lock();
+        state.slots.retain(|s| !ptr::eq(&**s, &*self.slot));
+        // Detaches under the importer's lock, so never after the device is unbound.
+        drop(self.slot.lock().take());
+    }
+}
