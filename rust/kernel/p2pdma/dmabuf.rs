@@ -651,9 +651,9 @@ pub struct DmaRange {
 impl Import {
     /// Attaches the dma-buf of file descriptor `fd` (of the calling process) to `dev`.
     ///
-    /// `stop` runs in the invalidation callback, with the reservation lock held, before
-    /// the mapping is unmapped: it must stop the device's DMA to the buffer and must not
-    /// sleep for long. Fails with `EBADF` or `EINVAL` for a bad fd, and with the
+    /// `stop` runs whenever a mapping is unmapped, with the reservation lock held, just
+    /// before the unmap: in the invalidation callback, in [`Self::unmap`] and in drop. It must
+    /// stop (or wait for) the device's DMA to the buffer, and should not sleep for long. Fails with `EBADF` or `EINVAL` for a bad fd, and with the
     /// exporter's errno (for example `ENODEV` for a revoked buffer).
     pub fn new(
         fd: i32,
@@ -811,7 +811,7 @@ impl Drop for Import {
     }
 }
 
-/// Unmaps the attachment's mapping, if any.
+/// Stops the device (the importer's `stop`) and unmaps the attachment's mapping, if any.
 ///
 /// # Safety
 ///
@@ -820,6 +820,10 @@ impl Drop for Import {
 unsafe fn unmap_locked(attach: *mut bindings::dma_buf_attachment, state: &ImportState) {
     let sgt = state.sgt.swap(ptr::null_mut(), Ordering::Relaxed);
     if !sgt.is_null() {
+        // The device must be done with the mapping before it goes.
+        if let Some(stop) = &state.stop {
+            stop();
+        }
         // SAFETY: `sgt` is the current mapping (invariant of `ImportState`), unmapped once.
         unsafe { bindings::dma_buf_unmap_attachment(attach, sgt, state.dir) };
     }
@@ -834,10 +838,8 @@ unsafe fn unmap_locked(attach: *mut bindings::dma_buf_attachment, state: &Import
 unsafe extern "C" fn import_invalidate(attach: *mut bindings::dma_buf_attachment) {
     // SAFETY: Our attachments carry their `ImportState`, alive until detach.
     let state = unsafe { &*(*attach).importer_priv.cast::<ImportState>() };
-    if let Some(stop) = &state.stop {
-        stop();
-    }
-    // SAFETY: The dma-buf core calls this with the reservation lock held.
+    // SAFETY: The dma-buf core calls this with the reservation lock held; `stop` runs
+    // there, before the unmap.
     unsafe { unmap_locked(attach, state) };
     state.invalidations.fetch_add(1, Ordering::Relaxed);
 }

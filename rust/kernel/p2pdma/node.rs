@@ -31,7 +31,7 @@ pub trait NodeFile: Sized + Send + Sync + 'static {
     type Data: Send + Sync + 'static;
 
     /// Opens a file of the node whose data is `data`.
-    fn open(data: &Self::Data) -> Result<Self>;
+    fn open(data: &Self::Data) -> impl PinInit<Self, Error>;
 
     /// Handles `ioctl(cmd, arg)` on an open file.
     fn ioctl(&self, cmd: u32, arg: usize) -> Result<isize>;
@@ -87,16 +87,16 @@ struct Glue<T>(PhantomData<T>);
 
 #[vtable]
 impl<T: NodeFile> MiscDevice for Glue<T> {
-    type Ptr = KBox<T>;
+    type Ptr = Pin<KBox<T>>;
 
-    fn open(_file: &File, misc: &MiscDeviceRegistration<Self>) -> Result<KBox<T>> {
+    fn open(_file: &File, misc: &MiscDeviceRegistration<Self>) -> Result<Pin<KBox<T>>> {
         // SAFETY: Every `MiscDeviceRegistration<Glue<T>>` is the `reg` field of a live
         // `Node<T>` (type invariant); `misc_open()` keeps it registered during this call.
         let node = unsafe { &*container_of!(core::ptr::from_ref(misc).cast_mut(), Node<T>, reg) };
-        Ok(KBox::new(T::open(&node.data)?, GFP_KERNEL)?)
+        KBox::pin_init(T::open(&node.data), GFP_KERNEL)
     }
 
-    fn ioctl(this: &T, _file: &File, cmd: u32, arg: usize) -> Result<isize> {
-        this.ioctl(cmd, arg)
+    fn ioctl(this: Pin<&T>, _file: &File, cmd: u32, arg: usize) -> Result<isize> {
+        this.get_ref().ioctl(cmd, arg)
     }
 }

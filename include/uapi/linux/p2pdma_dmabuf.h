@@ -1,0 +1,120 @@
+/* SPDX-License-Identifier: GPL-2.0 WITH Linux-syscall-note */
+/*
+ * p2pdma-rs dma-buf sample drivers: export ranges of a PCI BAR as dma-bufs
+ * (rust_p2pdma_dmabuf, /dev/p2pdma-dmabuf-<bdf>) and import them into a
+ * device that DMAs into them (rust_p2pdma_import, /dev/p2pdma-import-<bdf>).
+ */
+#ifndef _UAPI_LINUX_P2PDMA_DMABUF_H
+#define _UAPI_LINUX_P2PDMA_DMABUF_H
+
+#include <linux/ioctl.h>
+#include <linux/types.h>
+
+#define P2PDMA_DMABUF_MAX_RANGES	256
+
+/* A range of a BAR: offset and length, both non-zero multiples of the page size. */
+struct p2pdma_dmabuf_range {
+	__u64 offset;
+	__u64 length;
+};
+
+/*
+ * P2PDMA_DMABUF_EXPORT: export @nr_ranges ranges of memory BAR @bar as one
+ * dma-buf; returns its new file descriptor.
+ * @open_flags: O_CLOEXEC and an access mode (O_RDONLY, O_WRONLY, O_RDWR).
+ * @flags: must be 0.
+ * @ranges: user pointer to @nr_ranges struct p2pdma_dmabuf_range.
+ * Errors: EINVAL (bad BAR, flags or range), E2BIG (more than
+ * P2PDMA_DMABUF_MAX_RANGES), EOVERFLOW (a range wraps), EFAULT, ENODEV (the
+ * device is gone).
+ */
+struct p2pdma_dmabuf_export {
+	__u32 bar;
+	__u32 open_flags;
+	__u32 flags;
+	__u32 nr_ranges;
+	__u64 ranges;
+};
+
+/*
+ * P2PDMA_DMABUF_STATE: where memory BAR @bar is, and the exporter's state.
+ * Errors: EINVAL (no memory BAR @bar, reserved fields not 0), ENODEV.
+ */
+struct p2pdma_dmabuf_state {
+	__u32 bar;		/* in */
+	__u32 revoked;		/* out: 1 when exports are revoked */
+	__u32 exports;		/* out: dma-bufs exported and not released */
+	__u32 mappings;		/* out: mappings importers hold */
+	__u64 bar_start;	/* out: CPU physical address of the BAR */
+	__u64 bar_len;		/* out */
+	__u64 bus_offset;	/* out: PCI bus address - CPU physical address */
+};
+
+#define P2PDMA_DMABUF_TYPE	0xbb
+#define P2PDMA_DMABUF_EXPORT	_IOW(P2PDMA_DMABUF_TYPE, 0x00, struct p2pdma_dmabuf_export)
+/* Revoke every export synchronously (as a reset or memory disable would). */
+#define P2PDMA_DMABUF_REVOKE	_IO(P2PDMA_DMABUF_TYPE, 0x01)
+/* Let importers map again. */
+#define P2PDMA_DMABUF_UNREVOKE	_IO(P2PDMA_DMABUF_TYPE, 0x02)
+#define P2PDMA_DMABUF_STATE	_IOWR(P2PDMA_DMABUF_TYPE, 0x03, struct p2pdma_dmabuf_state)
+
+/* Map types (enum pci_p2pdma_map_type, from the importing device). */
+#define P2PDMA_MAP_UNKNOWN		0
+#define P2PDMA_MAP_NOT_SUPPORTED	1
+#define P2PDMA_MAP_BUS_ADDR		2
+#define P2PDMA_MAP_THRU_HOST_BRIDGE	3
+
+/* A DMA range of a mapping. */
+struct p2pdma_import_range {
+	__u64 addr;
+	__u64 length;
+};
+
+/*
+ * P2PDMA_IMPORT_MAP: map the attached dma-buf (if not mapped) and report it.
+ * @nr_ranges: in: room in @ranges; out: number of DMA ranges (even if more
+ * than the room).
+ * @ranges: user pointer to struct p2pdma_import_range[@nr_ranges].
+ * @map_type: out: P2PDMA_MAP_* of the buffer's provider for this device.
+ * Errors: ENOENT (nothing attached), ENODEV (revoked, or a device gone),
+ * EINVAL (the devices cannot reach each other: NOT_SUPPORTED).
+ */
+struct p2pdma_import_map {
+	__u32 nr_ranges;
+	__u32 map_type;
+	__u64 ranges;
+};
+
+/*
+ * P2PDMA_IMPORT_DMA: make the device write @length bytes of the pattern of
+ * @seed (splitmix64 words) into the buffer at @offset, while it is mapped.
+ * @offset and @length: multiples of 8, @length at most 4096, within one DMA
+ * range. @flags: P2PDMA_IMPORT_DMA_WAIT waits until the write is done.
+ * Errors: as for P2PDMA_IMPORT_MAP, and EINVAL for a bad range or flag.
+ */
+struct p2pdma_import_dma {
+	__u64 offset;
+	__u64 seed;
+	__u32 length;
+	__u32 flags;
+};
+#define P2PDMA_IMPORT_DMA_WAIT	(1 << 0)
+
+/* P2PDMA_IMPORT_STATUS: the attachment's state. ENOENT if none. */
+struct p2pdma_import_status {
+	__u32 mapped;		/* 1 when mapped now */
+	__u32 invalidations;	/* times the exporter invalidated the mapping */
+	__u32 dma_started;	/* device writes started (this device) */
+	__u32 dma_busy;		/* 1 while the device is writing */
+};
+
+/* Attach the dma-buf of file descriptor (the ioctl argument) to this file. */
+#define P2PDMA_IMPORT_ATTACH	_IO(P2PDMA_DMABUF_TYPE, 0x10)
+#define P2PDMA_IMPORT_MAP	_IOWR(P2PDMA_DMABUF_TYPE, 0x11, struct p2pdma_import_map)
+#define P2PDMA_IMPORT_UNMAP	_IO(P2PDMA_DMABUF_TYPE, 0x12)
+#define P2PDMA_IMPORT_DMA	_IOW(P2PDMA_DMABUF_TYPE, 0x13, struct p2pdma_import_dma)
+#define P2PDMA_IMPORT_STATUS	_IOR(P2PDMA_DMABUF_TYPE, 0x14, struct p2pdma_import_status)
+/* Detach. */
+#define P2PDMA_IMPORT_DETACH	_IO(P2PDMA_DMABUF_TYPE, 0x15)
+
+#endif /* _UAPI_LINUX_P2PDMA_DMABUF_H */

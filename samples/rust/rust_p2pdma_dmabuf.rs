@@ -1,0 +1,192 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Rust P2PDMA dma-buf exporter sample: a VFIO-style driver that exports ranges of a PCI
+//! BAR as dma-bufs and revokes them synchronously.
+//!
+//! It binds QEMU's ivshmem-plain by ID and any other device through `driver_override`, and
+//! registers `/dev/p2pdma-dmabuf-<bdf>` with the ioctls of `<linux/p2pdma_dmabuf.h>`:
+//!
+//! - `P2PDMA_DMABUF_EXPORT`: export ranges of a memory BAR as one dma-buf (a new fd). The
+//!   ranges are checked as VFIO checks them ([`kernel::p2pdma::check_ranges`]).
+//! - `P2PDMA_DMABUF_REVOKE` / `P2PDMA_DMABUF_UNREVOKE`: what a reset or a memory disable
+//!   does in VFIO: every importer is told to stop and has unmapped before the ioctl
+//!   returns; afterwards maps fail until the exports are re-armed.
+//! - `P2PDMA_DMABUF_STATE`: where a BAR is, and the exporter's state.
+//!
+//! Unbinding, removing or hot-unplugging the device revokes everything for good before
+//! `remove()` returns ([`kernel::p2pdma::Exporter`] is dropped with the driver data); the
+//! dma-bufs and files that user space still holds then fail with `ENODEV`.
+
+use kernel::{
+    device::{
+        Bound,
+        Core, //
+    },
+    ioctl::{
+        _IO,
+        _IOW,
+        _IOWR, //
+    },
+    p2pdma::{
+        BarIndex,
+        BarRange,
+        Exporter,
+        ExporterHandle,
+        Node,
+        NodeFile,
+        P2pdma,
+        MAX_RANGES, //
+    },
+    pci,
+    prelude::*,
+    str::CString,
+    uaccess::{
+        UserPtr,
+        UserSlice, //
+    },
+    uapi, //
+};
+
+const TYPE: u32 = uapi::P2PDMA_DMABUF_TYPE;
+const EXPORT: u32 = _IOW::<uapi::p2pdma_dmabuf_export>(TYPE, 0x00);
+const REVOKE: u32 = _IO(TYPE, 0x01);
+const UNREVOKE: u32 = _IO(TYPE, 0x02);
+const STATE: u32 = _IOWR::<uapi::p2pdma_dmabuf_state>(TYPE, 0x03);
+
+/// Size of `struct p2pdma_dmabuf_range`.
+const RANGE_SIZE: usize = core::mem::size_of::<uapi::p2pdma_dmabuf_range>();
+
+/// An open `/dev/p2pdma-dmabuf-<bdf>`: the exporter of its device, for as long as it lives.
+struct ExportFile {
+    exporter: ExporterHandle,
+}
+
+impl ExportFile {
+    /// `P2PDMA_DMABUF_EXPORT`: reads `struct p2pdma_dmabuf_export` and its ranges.
+    fn export(&self, arg: usize) -> Result<isize> {
+        let size = core::mem::size_of::<uapi::p2pdma_dmabuf_export>();
+        let mut args = UserSlice::new(UserPtr::from_addr(arg), size).reader();
+        let bar = args.read::<u32>()?;
+        let open_flags = args.read::<u32>()?;
+        let flags = args.read::<u32>()?;
+        let nr_ranges = args.read::<u32>()? as usize;
+        let ranges_ptr = args.read::<u64>()?;
+
+        if flags != 0 || nr_ranges == 0 {
+            return Err(EINVAL);
+        }
+        if nr_ranges > MAX_RANGES {
+            return Err(E2BIG);
+        }
+        let bar = BarIndex::new(bar)?;
+        let ranges_ptr = usize::try_from(ranges_ptr).map_err(|_| EFAULT)?;
+        let mut reader =
+            UserSlice::new(UserPtr::from_addr(ranges_ptr), nr_ranges * RANGE_SIZE).reader();
+        let mut ranges = KVec::with_capacity(nr_ranges, GFP_KERNEL)?;
+        for _ in 0..nr_ranges {
+            let offset = reader.read::<u64>()?;
+            let len = reader.read::<u64>()?;
+            ranges.push(BarRange { offset, len }, GFP_KERNEL)?;
+        }
+        let fd = self
+            .exporter
+            .export(&THIS_MODULE, bar, &ranges, open_flags)?;
+        Ok(fd as isize)
+    }
+
+    /// `P2PDMA_DMABUF_STATE`: reads the BAR index, writes the whole struct back.
+    fn state(&self, arg: usize) -> Result<isize> {
+        let size = core::mem::size_of::<uapi::p2pdma_dmabuf_state>();
+        let (mut reader, mut writer) =
+            UserSlice::new(UserPtr::from_addr(arg), size).reader_writer();
+        let bar = BarIndex::new(reader.read::<u32>()?)?;
+        let info = self.exporter.bar_info(bar)?;
+        let status = self.exporter.status();
+        writer.write(&bar.get())?;
+        writer.write(&u32::from(status.revoked))?;
+        writer.write(&u32::try_from(status.exports).unwrap_or(u32::MAX))?;
+        writer.write(&u32::try_from(status.mappings).unwrap_or(u32::MAX))?;
+        writer.write(&info.phys_start)?;
+        writer.write(&info.len)?;
+        writer.write(&info.bus_offset)?;
+        Ok(0)
+    }
+}
+
+impl NodeFile for ExportFile {
+    type Data = ExporterHandle;
+
+    fn open(exporter: &ExporterHandle) -> impl PinInit<Self, Error> {
+        Ok::<_, Error>(Self {
+            exporter: exporter.clone(),
+        })
+    }
+
+    fn ioctl(&self, cmd: u32, arg: usize) -> Result<isize> {
+        match cmd {
+            EXPORT => self.export(arg),
+            REVOKE => self.exporter.revoke().map(|()| 0),
+            UNREVOKE => self.exporter.unrevoke().map(|()| 0),
+            STATE => self.state(arg),
+            _ => Err(ENOTTY),
+        }
+    }
+}
+
+/// What the driver keeps per device. Fields drop in order: first the node (no new files),
+/// then the exporter (every export revoked, synchronously).
+#[pin_data]
+struct DmabufSample<'bound> {
+    #[pin]
+    node: Node<ExportFile>,
+    exporter: Exporter<'bound>,
+}
+
+struct DmabufDriver;
+
+kernel::pci_device_table!(
+    PCI_TABLE,
+    MODULE_PCI_TABLE,
+    <DmabufDriver as pci::Driver>::IdInfo,
+    [
+        // QEMU ivshmem-plain: BAR2 is the shared memory.
+        (
+            pci::DeviceId::from_id(pci::Vendor::REDHAT_QUMRANET, 0x1110),
+            ()
+        ),
+    ]
+);
+
+impl pci::Driver for DmabufDriver {
+    type IdInfo = ();
+    type Data<'bound> = DmabufSample<'bound>;
+
+    const ID_TABLE: pci::IdTable<Self::IdInfo> = &PCI_TABLE;
+
+    fn probe<'bound>(
+        pdev: &'bound pci::Device<Core<'_>>,
+        _info: &'bound Self::IdInfo,
+    ) -> impl PinInit<Self::Data<'bound>, Error> + 'bound {
+        pin_init::pin_init_scope(move || {
+            pdev.enable_device_mem()?;
+            let bound: &'bound pci::Device<Bound> = pdev;
+            let p2p = P2pdma::init(bound)?;
+            let exporter = Exporter::new(&p2p)?;
+            let handle = exporter.handle();
+            let name = CString::try_from_fmt(fmt!("p2pdma-dmabuf-{}", pdev.as_ref().name()))?;
+            dev_info!(pdev, "exporting BAR ranges through /dev/{}\n", &*name);
+            Ok(try_pin_init!(DmabufSample {
+                node <- Node::new(name, handle),
+                exporter,
+            }? Error))
+        })
+    }
+}
+
+kernel::module_pci_driver! {
+    type: DmabufDriver,
+    name: "rust_p2pdma_dmabuf",
+    authors: ["p2pdma-rs developers"],
+    description: "Rust P2PDMA dma-buf exporter sample (VFIO-style, synchronous revocation)",
+    license: "GPL v2",
+}
