@@ -6,10 +6,12 @@ The selftests print lines such as
 
     HOSTCHECK ivshmem-switch offset=0x0 len=0x800000 seed=0x1234
     HOSTCHECK nvme offset=0x1000000 len=0x800000 seed=0x1234
+    HOSTCHECK ivshmem-dmabuf offset=0x3000 len=0x1000 zero
 
 after checking the data in the guest. Each names a backing file of the QEMU
 topology (harness/qemu.sh) and a range that must now hold the pattern of that
-seed (p2pdma_util.h: pattern_word). Usage as a program:
+seed (p2pdma_util.h: pattern_word), or, with "zero", nothing but zeros (no
+write landed there). Usage as a program:
 
     hostcheck.py GUEST_LOG VM_DIR
 
@@ -23,9 +25,10 @@ import sys
 FILES = {
     "ivshmem-switch": "shm/ivshmem-switch",
     "ivshmem-root": "shm/ivshmem-root",
+    "ivshmem-dmabuf": "shm/ivshmem-dmabuf",
     "nvme": "nvme0.img",
 }
-LINE = re.compile(r"HOSTCHECK (?P<dev>\S+) offset=(?P<off>\S+) len=(?P<len>\S+) seed=(?P<seed>\S+)")
+LINE = re.compile(r"HOSTCHECK (?P<dev>\S+) offset=(?P<off>\S+) len=(?P<len>\S+) (?:seed=(?P<seed>\S+)|(?P<zero>zero))")
 M64 = (1 << 64) - 1
 
 
@@ -47,8 +50,11 @@ def checks(lines, vm):
         m = LINE.search(line)
         if not m:
             continue
-        dev, off, n, seed = m["dev"], int(m["off"], 0), int(m["len"], 0), int(m["seed"], 0)
-        name = "host: %s holds the guest's pattern at %#x (+%d MiB)" % (dev, off, n >> 20)
+        dev, off, n = m["dev"], int(m["off"], 0), int(m["len"], 0)
+        if m["zero"]:
+            name = "host: %s holds only zeros at %#x (+%d KiB)" % (dev, off, n >> 10)
+        else:
+            name = "host: %s holds the guest's pattern at %#x (+%d KiB)" % (dev, off, n >> 10)
         if dev not in FILES:
             results.append(("fail", name + ": unknown device"))
             continue
@@ -59,7 +65,7 @@ def checks(lines, vm):
         except OSError as e:
             results.append(("fail", "%s: %s" % (name, e)))
             continue
-        want = pattern(seed, n // 8)
+        want = bytes(n) if m["zero"] else pattern(int(m["seed"], 0), n // 8)
         if data == want:
             results.append(("pass", name))
             continue

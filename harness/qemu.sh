@@ -8,9 +8,12 @@
 #   |   `-- x3130-upstream sw0                       (PCIe switch)
 #   |       |-- xio3130-downstream dn0 -- nvme        CMB 16 MiB in BAR2 -> published p2pmem,
 #   |       |                                         namespace = host file WORK/nvme0.img
-#   |       `-- xio3130-downstream dn1 -- ivshmem-plain  BAR2 = host file WORK/shm/ivshmem-switch
+#   |       |-- xio3130-downstream dn1 -- ivshmem-plain  BAR2 = host file WORK/shm/ivshmem-switch
+#   |       |-- xio3130-downstream dn2 -- ivshmem-plain  BAR2 = host file WORK/shm/ivshmem-dmabuf,
+#   |       |                                         the dma-buf exporter sample's (hot-pluggable)
+#   |       `-- xio3130-downstream dn3 -- pcie-pci-bridge -- edu  (importer, BUS_ADDR)
 #   |-- ivshmem-plain                                BAR2 = host file WORK/shm/ivshmem-root
-#   |-- edu (dma_mask 64 bit)
+#   |-- edu (dma_mask 64 bit)                        importer on the root bus
 #   `-- pci-testdev                                  BAR2 32 MiB (membar, no backing), for
 #                                                    binding p2pdma_rs by driver_override/new_id
 #
@@ -21,6 +24,11 @@
 # Devices behind the switch map to each other with PCI bus addresses
 # (BUS_ADDR); pairs through the root complex are NOT_SUPPORTED unless the guest
 # CPU is one the host-bridge check accepts (CPU=EPYC: THRU_HOST_BRIDGE).
+#
+# ACPI PCI hotplug is off, so the guest's pciehp handles the switch's
+# downstream ports natively (device_del = attention button, 5 s, removal).
+# The guest asks for QMP commands (hot-unplug) by printing "@@QMP <json>" lines;
+# harness/qmp-relay.py passes them to the QMP socket.
 #
 # Usage: qemu.sh KERNEL INITRD WORKDIR LOG [APPEND...]
 # Env:   CPU (default qemu64), ACCEL (tcg|kvm, default tcg), TIMEOUT (s),
@@ -36,7 +44,7 @@ MEM=${MEM:-2G}
 
 rm -rf "$WORK/shm" "$WORK/nvme0.img" "$WORK/qmp.sock"
 mkdir -p "$WORK/shm"
-truncate -s 16M "$WORK/shm/ivshmem-switch" "$WORK/shm/ivshmem-root"
+truncate -s 16M "$WORK/shm/ivshmem-switch" "$WORK/shm/ivshmem-root" "$WORK/shm/ivshmem-dmabuf"
 truncate -s 64M "$WORK/nvme0.img"
 
 if [ "$ACCEL" = kvm ]; then
@@ -45,25 +53,37 @@ else
 	ACCELOPT=(-accel tcg)
 fi
 
+: >"$LOG"
+python3 "$(dirname "$0")/qmp-relay.py" "$WORK/qmp.sock" "$LOG" >"$WORK/qmp.log" 2>&1 &
+RELAY=$!
+trap 'kill $RELAY 2>/dev/null || true' EXIT
+
 set +e
 # TCG cannot offer every feature of a CPU model such as EPYC; it says so per vCPU.
 exec 2> >(grep -v "TCG doesn.t support requested feature" >&2)
 timeout -k 10 "$TIMEOUT" qemu-system-x86_64 \
 	-M q35 "${ACCELOPT[@]}" -cpu "$CPU" -smp 2 -m "$MEM" \
+	-global ICH9-LPC.acpi-pci-hotplug-with-bridge-support=off \
 	-display none -monitor none -no-reboot \
 	-serial "file:$LOG" \
 	-qmp "unix:$WORK/qmp.sock,server=on,wait=off" \
 	-kernel "$KERNEL" -initrd "$INITRD" -append "$APPEND" \
 	-object "memory-backend-file,id=shm0,size=16M,share=on,mem-path=$WORK/shm/ivshmem-switch" \
 	-object "memory-backend-file,id=shm1,size=16M,share=on,mem-path=$WORK/shm/ivshmem-root" \
+	-object "memory-backend-file,id=shm2,size=16M,share=on,mem-path=$WORK/shm/ivshmem-dmabuf" \
 	-device pcie-root-port,id=rp0,chassis=1,slot=1 \
 	-device x3130-upstream,id=sw0,bus=rp0 \
 	-device xio3130-downstream,id=dn0,bus=sw0,chassis=2,slot=0 \
 	-device xio3130-downstream,id=dn1,bus=sw0,chassis=3,slot=1 \
+	-device xio3130-downstream,id=dn2,bus=sw0,chassis=4,slot=2 \
+	-device xio3130-downstream,id=dn3,bus=sw0,chassis=5,slot=3 \
 	-drive "file=$WORK/nvme0.img,if=none,id=nv0,format=raw" \
 	-device nvme,id=nvme0,serial=p2p0,drive=nv0,cmb_size_mb=16,bus=dn0 \
 	-device ivshmem-plain,id=ivshmem0,memdev=shm0,bus=dn1 \
 	-device ivshmem-plain,id=ivshmem1,memdev=shm1 \
+	-device ivshmem-plain,id=ivshmem2,memdev=shm2,bus=dn2 \
+	-device pcie-pci-bridge,id=br0,bus=dn3 \
+	-device edu,id=edu1,dma_mask=0xffffffffffffffff,bus=br0,addr=1 \
 	-device edu,id=edu0,dma_mask=0xffffffffffffffff \
 	-device pci-testdev,id=testdev0,membar=32M
 rc=$?

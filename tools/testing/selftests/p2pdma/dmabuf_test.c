@@ -1,0 +1,763 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * dma-buf export of BAR ranges with synchronous revocation
+ * (samples/rust/rust_p2pdma_dmabuf.rs, kernel::p2pdma::Exporter) and the
+ * dynamic peer-to-peer importer (samples/rust/rust_p2pdma_import.rs, QEMU edu).
+ *
+ * The exporter owns the third ivshmem-plain (behind the switch, its BAR 2 is
+ * the host file shm/ivshmem-dmabuf); the importers are the edu behind a
+ * pcie-pci-bridge on the same switch (BUS_ADDR) and the edu on the root bus
+ * (NOT_SUPPORTED, or THRU_HOST_BRIDGE with an AMD Zen guest CPU). The edu DMA
+ * engine writes test patterns into the exported BAR; HOSTCHECK lines make the
+ * host find them (and zeros where nothing may land) in the backing file.
+ *
+ * The PCIe hot-unplug test asks the host for QMP device_del through the
+ * console (harness/qmp-relay.py) and must stay the last test: the device does
+ * not come back.
+ */
+#include "p2pdma_util.h"
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/wait.h>
+#include <linux/p2pdma_dmabuf.h>
+#include "kselftest_harness.h"
+
+#define EXPORTER "rust_p2pdma_dmabuf"
+#define IMPORTER "rust_p2pdma_import"
+#define BAR 2
+#define PAGE 0x1000ULL
+#define MAX_IMPORTERS 256
+#define DMA_LEN P2PDMA_IMPORT_DMA_MAX
+
+FIXTURE(dmabuf) {
+	char exp_bdf[16];	/* the exporter's ivshmem */
+	char edu_sw[16];	/* edu behind the switch */
+	char edu_root[16];	/* edu on the root bus */
+	int exp;		/* /dev/p2pdma-dmabuf-<bdf> */
+	struct p2pdma_dmabuf_state st;
+	uint64_t seed;
+};
+
+static int open_node(const char *kind, const char *bdf)
+{
+	char path[PATH_MAX];
+	int i, fd = -1;
+
+	snprintf(path, sizeof(path), "/dev/p2pdma-%s-%s", kind, bdf);
+	/* devtmpfs creates the node right after the driver's probe. */
+	for (i = 0; i < 100 && fd < 0; i++) {
+		fd = open(path, O_RDWR | O_CLOEXEC);
+		if (fd < 0)
+			usleep(20000);
+	}
+	return fd;
+}
+
+/* Export @n ranges of BAR 2; returns the dma-buf fd or -errno. */
+static int export_ranges(int exp, const struct p2pdma_dmabuf_range *r, unsigned int n)
+{
+	struct p2pdma_dmabuf_export e = {
+		.bar = BAR, .open_flags = O_RDWR | O_CLOEXEC,
+		.nr_ranges = n, .ranges = (uintptr_t)r,
+	};
+	int fd = ioctl(exp, P2PDMA_DMABUF_EXPORT, &e);
+
+	return fd < 0 ? -errno : fd;
+}
+
+static int export_one(int exp, uint64_t offset, uint64_t len)
+{
+	struct p2pdma_dmabuf_range r = { offset, len };
+
+	return export_ranges(exp, &r, 1);
+}
+
+static int state(int exp, struct p2pdma_dmabuf_state *st)
+{
+	memset(st, 0, sizeof(*st));
+	st->bar = BAR;
+	return ioctl(exp, P2PDMA_DMABUF_STATE, st) ? -errno : 0;
+}
+
+/* A new importer of @edu attached to @buf, or -errno. */
+static int importer(const char *edu, int buf)
+{
+	int fd = open_node("import", edu);
+
+	if (fd < 0)
+		return -errno;
+	if (ioctl(fd, P2PDMA_IMPORT_ATTACH, buf)) {
+		int err = -errno;
+
+		close(fd);
+		return err;
+	}
+	return fd;
+}
+
+/* Map; returns the number of ranges or -errno. */
+static int imp_map(int imp, struct p2pdma_import_range *r, unsigned int room, __u32 *type)
+{
+	struct p2pdma_import_map m = { .nr_ranges = room, .ranges = (uintptr_t)r };
+
+	if (ioctl(imp, P2PDMA_IMPORT_MAP, &m))
+		return -errno;
+	if (type)
+		*type = m.map_type;
+	return m.nr_ranges;
+}
+
+static int imp_dma(int imp, uint64_t offset, uint32_t len, uint64_t seed, int wait)
+{
+	struct p2pdma_import_dma d = {
+		.offset = offset, .seed = seed, .length = len,
+		.flags = wait ? P2PDMA_IMPORT_DMA_WAIT : 0,
+	};
+
+	return ioctl(imp, P2PDMA_IMPORT_DMA, &d) ? -errno : 0;
+}
+
+static int imp_status(int imp, struct p2pdma_import_status *s)
+{
+	return ioctl(imp, P2PDMA_IMPORT_STATUS, s) ? -errno : 0;
+}
+
+/* Print a host check of @len bytes at BAR offset @at: the pattern, or zeros. */
+static void hostcheck(uint64_t at, uint64_t len, uint64_t seed, int zero)
+{
+	if (zero)
+		printf("# HOSTCHECK ivshmem-dmabuf offset=%#llx len=%#llx zero\n",
+		       (unsigned long long)at, (unsigned long long)len);
+	else
+		printf("# HOSTCHECK ivshmem-dmabuf offset=%#llx len=%#llx seed=%#llx\n",
+		       (unsigned long long)at, (unsigned long long)len,
+		       (unsigned long long)seed);
+	fflush(stdout);
+}
+
+/* Bind @bdf to the exporter sample, whatever holds it now. */
+static int claim(const char *bdf)
+{
+	char path[PATH_MAX], drv[64];
+
+	driver_of(bdf, drv, sizeof(drv));
+	if (!strcmp(drv, EXPORTER))
+		return 0;
+	snprintf(path, sizeof(path), PCI_DEVS "/%s/driver_override", bdf);
+	if (write_str(path, EXPORTER))
+		return -1;
+	if (drv[0]) {
+		snprintf(path, sizeof(path), "/sys/bus/pci/drivers/%s/unbind", drv);
+		if (write_str(path, bdf))
+			return -1;
+	}
+	return write_str("/sys/bus/pci/drivers/" EXPORTER "/bind", bdf);
+}
+
+/* Wait until the exporter has no exports left (dma-buf release is deferred). */
+static int exports_gone(int exp)
+{
+	struct p2pdma_dmabuf_state st;
+	int i;
+
+	for (i = 0; i < 200; i++) {
+		if (state(exp, &st) || st.exports == 0)
+			return st.exports == 0;
+		usleep(10000);
+	}
+	return 0;
+}
+
+FIXTURE_SETUP(dmabuf)
+{
+	char edus[2][16], up[32], path[PATH_MAX], buf[64];
+	char devs[3][16];
+	int i, n;
+
+	ASSERT_EQ(0, system("modprobe " EXPORTER " && modprobe " IMPORTER));
+	self->exp_bdf[0] = '\0';
+	n = find_devs(0x1af4, 0x1110, devs, 3);
+	for (i = 0; i < n; i++) {
+		snprintf(path, sizeof(path), PCI_DEVS "/%s/driver_override", devs[i]);
+		if (!read_str(path, buf, sizeof(buf)) && !strcmp(buf, EXPORTER))
+			snprintf(self->exp_bdf, 16, "%.15s", devs[i]);
+	}
+	ASSERT_NE('\0', self->exp_bdf[0]) TH_LOG("no ivshmem-plain for " EXPORTER);
+	ASSERT_EQ(2, find_devs(0x1234, 0x11e8, edus, 2));
+	for (i = 0; i < 2; i++) {
+		parent_of(edus[i], up, sizeof(up));
+		snprintf(up[0] ? self->edu_sw : self->edu_root, 16, "%.15s", edus[i]);
+	}
+	ASSERT_EQ(0, claim(self->exp_bdf));
+	self->exp = open_node("dmabuf", self->exp_bdf);
+	ASSERT_LE(0, self->exp) TH_LOG("open /dev/p2pdma-dmabuf-%s: %s",
+				       self->exp_bdf, strerror(errno));
+	ASSERT_EQ(0, state(self->exp, &self->st));
+	ASSERT_EQ(16 << 20, self->st.bar_len);
+	self->seed = random_seed();
+}
+
+FIXTURE_TEARDOWN(dmabuf)
+{
+	if (self->exp >= 0) {
+		ioctl(self->exp, P2PDMA_DMABUF_UNREVOKE);
+		close(self->exp);
+	}
+}
+
+/* Two ranges, mapped for the edu behind the switch: bus addresses, real DMA. */
+TEST_F(dmabuf, export_import_map_bus_addr_and_dma)
+{
+	struct p2pdma_dmabuf_range r[2] = { { 0, 0x10000 }, { 0x100000, 0x10000 } };
+	struct p2pdma_import_range m[4];
+	struct p2pdma_dmabuf_state st;
+	__u32 type = 0;
+	int buf, imp, i;
+
+	buf = export_ranges(self->exp, r, 2);
+	ASSERT_LE(0, buf) TH_LOG("export: %s", strerror(-buf));
+	imp = importer(self->edu_sw, buf);
+	ASSERT_LE(0, imp) TH_LOG("attach: %s", strerror(-imp));
+	ASSERT_EQ(2, imp_map(imp, m, 4, &type));
+	EXPECT_EQ(P2PDMA_MAP_BUS_ADDR, type);
+	for (i = 0; i < 2; i++) {
+		EXPECT_EQ(self->st.bar_start + r[i].offset + self->st.bus_offset, m[i].addr);
+		EXPECT_EQ(r[i].length, m[i].length);
+	}
+	TH_LOG("BAR at %#llx, bus offset %#llx: DMA ranges %#llx+%#llx, %#llx+%#llx",
+	       self->st.bar_start, self->st.bus_offset, m[0].addr, m[0].length,
+	       m[1].addr, m[1].length);
+	ASSERT_EQ(0, state(self->exp, &st));
+	EXPECT_EQ(1, st.mappings);
+
+	/* The edu writes into both ranges, peer to peer. */
+	ASSERT_EQ(0, imp_dma(imp, 0, DMA_LEN, self->seed, 1));
+	ASSERT_EQ(0, imp_dma(imp, 0x11000, DMA_LEN, self->seed + 1, 1));
+	hostcheck(0, DMA_LEN, self->seed, 0);
+	hostcheck(0x101000, DMA_LEN, self->seed + 1, 0);
+	/* One transfer may not cross from one range into the next. */
+	EXPECT_EQ(-EINVAL, imp_dma(imp, 0x10000 - 8, 16, self->seed, 1));
+
+	EXPECT_EQ(0, ioctl(imp, P2PDMA_IMPORT_UNMAP));
+	ASSERT_EQ(0, state(self->exp, &st));
+	EXPECT_EQ(0, st.mappings);
+	close(imp);
+	close(buf);
+	EXPECT_TRUE(exports_gone(self->exp));
+}
+
+/* The edu on the root bus: NOT_SUPPORTED is a clean EINVAL from map. */
+TEST_F(dmabuf, root_bus_importer_not_supported_or_thru_host_bridge)
+{
+	struct p2pdma_import_range m[2];
+	struct p2pdma_dmabuf_state st;
+	__u32 type = 0;
+	int buf, imp, n;
+
+	buf = export_one(self->exp, 0x800000, 0x10000);
+	ASSERT_LE(0, buf);
+	imp = importer(self->edu_root, buf);
+	ASSERT_LE(0, imp) TH_LOG("attach: %s", strerror(-imp));
+	n = imp_map(imp, m, 2, &type);
+	if (cpu_allows_host_bridge()) {
+		ASSERT_EQ(1, n) TH_LOG("map: %s", strerror(-n));
+		EXPECT_EQ(P2PDMA_MAP_THRU_HOST_BRIDGE, type);
+		ASSERT_EQ(0, imp_dma(imp, 0, DMA_LEN, self->seed, 1));
+		hostcheck(0x800000, DMA_LEN, self->seed, 0);
+	} else {
+		EXPECT_EQ(-EINVAL, n);
+		EXPECT_EQ(-EINVAL, imp_dma(imp, 0, DMA_LEN, self->seed, 1));
+		hostcheck(0x800000, 0x10000, 0, 1);
+	}
+	ASSERT_EQ(0, state(self->exp, &st));
+	EXPECT_EQ(n > 0 ? 1 : 0, st.mappings);
+	close(imp);
+	close(buf);
+	EXPECT_TRUE(exports_gone(self->exp));
+}
+
+/*
+ * @n importers map one buffer; the first has a transfer in flight. REVOKE
+ * returns only when every importer was invalidated and unmapped and the
+ * transfer is done; maps then fail until UNREVOKE.
+ */
+static void revoke_with(struct __test_metadata *_metadata,
+			FIXTURE_DATA(dmabuf) *self, int n, uint64_t at)
+{
+	struct p2pdma_import_status s;
+	struct p2pdma_import_range m;
+	struct p2pdma_dmabuf_state st;
+	int imps[MAX_IMPORTERS];
+	int buf, i, late;
+
+	buf = export_one(self->exp, at, 0x10000);
+	ASSERT_LE(0, buf);
+	for (i = 0; i < n; i++) {
+		imps[i] = importer(self->edu_sw, buf);
+		ASSERT_LE(0, imps[i]) TH_LOG("importer %d: %s", i, strerror(-imps[i]));
+		ASSERT_EQ(1, imp_map(imps[i], &m, 1, NULL));
+	}
+	ASSERT_EQ(0, state(self->exp, &st));
+	ASSERT_EQ(n, st.mappings);
+
+	/* Started, not waited for: the revocation has to wait for it. */
+	ASSERT_EQ(0, imp_dma(imps[0], 0, DMA_LEN, self->seed, 0));
+	ASSERT_EQ(0, ioctl(self->exp, P2PDMA_DMABUF_REVOKE));
+
+	ASSERT_EQ(0, state(self->exp, &st));
+	EXPECT_EQ(1, st.revoked);
+	EXPECT_EQ(0, st.mappings);
+	for (i = 0; i < n; i++) {
+		ASSERT_EQ(0, imp_status(imps[i], &s));
+		EXPECT_EQ(0, s.mapped);
+		EXPECT_EQ(1, s.invalidations);
+		EXPECT_EQ(0, s.dma_busy);
+	}
+	hostcheck(at, DMA_LEN, self->seed, 0);
+	for (i = 0; i < n; i++) {
+		EXPECT_EQ(-ENODEV, imp_map(imps[i], &m, 1, NULL));
+	}
+	/* Nothing lands after the revocation. */
+	EXPECT_EQ(-ENODEV, imp_dma(imps[0], 0x2000, DMA_LEN, self->seed + 2, 1));
+	hostcheck(at + 0x2000, DMA_LEN, 0, 1);
+	late = importer(self->edu_sw, buf);
+	EXPECT_EQ(-ENODEV, late);
+
+	ASSERT_EQ(0, ioctl(self->exp, P2PDMA_DMABUF_UNREVOKE));
+	for (i = 0; i < n; i++) {
+		EXPECT_EQ(1, imp_map(imps[i], &m, 1, NULL));
+	}
+	EXPECT_EQ(self->st.bar_start + at + self->st.bus_offset, m.addr);
+	ASSERT_EQ(0, imp_dma(imps[n - 1], 0x4000, DMA_LEN, self->seed + 4, 1));
+	hostcheck(at + 0x4000, DMA_LEN, self->seed + 4, 0);
+	ASSERT_EQ(0, state(self->exp, &st));
+	EXPECT_EQ(n, st.mappings);
+
+	for (i = 0; i < n; i++)
+		close(imps[i]);
+	close(buf);
+	EXPECT_TRUE(exports_gone(self->exp));
+	ASSERT_EQ(0, state(self->exp, &st));
+	EXPECT_EQ(0, st.mappings);
+}
+
+TEST_F(dmabuf, revoke_with_1_importer)
+{
+	revoke_with(_metadata, self, 1, 0x200000);
+}
+
+TEST_F(dmabuf, revoke_with_16_importers)
+{
+	revoke_with(_metadata, self, 16, 0x400000);
+}
+
+TEST_F_TIMEOUT(dmabuf, revoke_with_256_importers, 120)
+{
+	revoke_with(_metadata, self, 256, 0x600000);
+}
+
+/* Live buffers, attachments and mappings; then the exporter goes away. */
+struct live {
+	int buf[2];
+	int imp[4];
+};
+
+static void make_live(struct __test_metadata *_metadata,
+		      FIXTURE_DATA(dmabuf) *self, struct live *l)
+{
+	struct p2pdma_import_range m;
+	int i;
+
+	for (i = 0; i < 2; i++) {
+		l->buf[i] = export_one(self->exp, 0xa00000 + i * 0x10000, 0x10000);
+		ASSERT_LE(0, l->buf[i]);
+	}
+	for (i = 0; i < 4; i++) {
+		l->imp[i] = importer(self->edu_sw, l->buf[i % 2]);
+		ASSERT_LE(0, l->imp[i]);
+		ASSERT_EQ(1, imp_map(l->imp[i], &m, 1, NULL));
+	}
+}
+
+/* After the exporter is gone: everything fails cleanly, nothing is mapped. */
+static void check_gone(struct __test_metadata *_metadata,
+		       FIXTURE_DATA(dmabuf) *self, struct live *l)
+{
+	struct p2pdma_import_status s;
+	struct p2pdma_import_range m;
+	struct p2pdma_dmabuf_state st;
+	void *p;
+	int i;
+
+	for (i = 0; i < 4; i++) {
+		ASSERT_EQ(0, imp_status(l->imp[i], &s));
+		EXPECT_EQ(0, s.mapped);
+		EXPECT_EQ(1, s.invalidations);
+		EXPECT_EQ(-ENODEV, imp_map(l->imp[i], &m, 1, NULL));
+	}
+	EXPECT_EQ(-ENODEV, export_one(self->exp, 0, PAGE));
+	EXPECT_EQ(-ENODEV, state(self->exp, &st));
+	EXPECT_EQ(-1, ioctl(self->exp, P2PDMA_DMABUF_REVOKE));
+	EXPECT_EQ(ENODEV, errno);
+	EXPECT_EQ(-1, ioctl(self->exp, P2PDMA_DMABUF_UNREVOKE));
+	EXPECT_EQ(ENODEV, errno);
+	/* A revoked dma-buf has no CPU mapping either. */
+	p = mmap(NULL, PAGE, PROT_READ, MAP_SHARED, l->buf[0], 0);
+	EXPECT_EQ(MAP_FAILED, p);
+	EXPECT_EQ(-ENODEV, importer(self->edu_sw, l->buf[1]));
+	for (i = 0; i < 4; i++)
+		close(l->imp[i]);
+	for (i = 0; i < 2; i++)
+		close(l->buf[i]);
+	close(self->exp);
+	self->exp = -1;
+}
+
+TEST_F(dmabuf, unbind_with_live_mappings_then_rebind)
+{
+	struct live l;
+	int i;
+
+	make_live(_metadata, self, &l);
+	ASSERT_EQ(0, write_str("/sys/bus/pci/drivers/" EXPORTER "/unbind", self->exp_bdf));
+	check_gone(_metadata, self, &l);
+
+	ASSERT_EQ(0, write_str("/sys/bus/pci/drivers/" EXPORTER "/bind", self->exp_bdf));
+	self->exp = open_node("dmabuf", self->exp_bdf);
+	ASSERT_LE(0, self->exp);
+	make_live(_metadata, self, &l);
+	for (i = 0; i < 4; i++)
+		close(l.imp[i]);
+	close(l.buf[0]);
+	close(l.buf[1]);
+	EXPECT_TRUE(exports_gone(self->exp));
+}
+
+TEST_F(dmabuf, pci_remove_with_live_mappings_then_rescan)
+{
+	char path[PATH_MAX];
+	struct live l;
+	int i;
+
+	make_live(_metadata, self, &l);
+	snprintf(path, sizeof(path), PCI_DEVS "/%s/remove", self->exp_bdf);
+	ASSERT_EQ(0, write_str(path, "1"));
+	check_gone(_metadata, self, &l);
+
+	ASSERT_EQ(0, write_str("/sys/bus/pci/rescan", "1"));
+	/* A new pci_dev: p2pdma_rs may have taken it; give it back to the sample. */
+	ASSERT_EQ(0, claim(self->exp_bdf));
+	self->exp = open_node("dmabuf", self->exp_bdf);
+	ASSERT_LE(0, self->exp);
+	make_live(_metadata, self, &l);
+	for (i = 0; i < 4; i++)
+		close(l.imp[i]);
+	close(l.buf[0]);
+	close(l.buf[1]);
+	EXPECT_TRUE(exports_gone(self->exp));
+}
+
+/* Every field of the export request, one at a time. */
+TEST_F(dmabuf, bad_export_input_field_by_field)
+{
+	struct p2pdma_dmabuf_range many[P2PDMA_DMABUF_MAX_RANGES + 1];
+	uint64_t len = self->st.bar_len;
+	struct p2pdma_dmabuf_state st;
+	struct p2pdma_dmabuf_export e;
+	static const struct {
+		uint64_t offset, length;
+		int err;
+	} bad[] = {
+		{ 0, 0, EINVAL },			/* zero length */
+		{ 0x800, PAGE, EINVAL },		/* unaligned offset */
+		{ 0, 0x800, EINVAL },			/* unaligned length */
+		{ 16 << 20, PAGE, EINVAL },		/* offset at the end */
+		{ (16 << 20) - PAGE, 2 * PAGE, EINVAL },	/* beyond the BAR */
+		{ ~0xfffULL, PAGE, EOVERFLOW },		/* offset wraps */
+		{ PAGE, ~0xfffULL, EOVERFLOW },		/* length wraps */
+	};
+	unsigned int i;
+
+	for (i = 0; i < ARRAY_SIZE(bad); i++) {
+		EXPECT_EQ(-bad[i].err, export_one(self->exp, bad[i].offset, bad[i].length))
+			TH_LOG("range %u", i);
+	}
+	for (i = 0; i < ARRAY_SIZE(many); i++)
+		many[i] = (struct p2pdma_dmabuf_range){ (i % 16) * PAGE, PAGE };
+	EXPECT_EQ(-EINVAL, export_ranges(self->exp, many, 0));
+	EXPECT_EQ(-E2BIG, export_ranges(self->exp, many, P2PDMA_DMABUF_MAX_RANGES + 1));
+	i = export_ranges(self->exp, many, P2PDMA_DMABUF_MAX_RANGES);
+	EXPECT_LE(0, (int)i);
+	close(i);
+	/* The second range is bad: nothing of the first is kept. */
+	many[1].length = len;
+	EXPECT_EQ(-EINVAL, export_ranges(self->exp, many, 2));
+
+	memset(&e, 0, sizeof(e));
+	e.nr_ranges = 1;
+	e.ranges = (uintptr_t)many;
+	for (e.bar = 0; e.bar < 8; e.bar++) {
+		if (e.bar == BAR)	/* BAR0 is 256 bytes; 1, 3-5 unused; 6+ no BAR */
+			continue;
+		EXPECT_EQ(-1, ioctl(self->exp, P2PDMA_DMABUF_EXPORT, &e)) TH_LOG("bar %u", e.bar);
+		EXPECT_EQ(EINVAL, errno);
+	}
+	e.bar = BAR;
+	e.flags = 1;
+	EXPECT_EQ(-1, ioctl(self->exp, P2PDMA_DMABUF_EXPORT, &e));
+	EXPECT_EQ(EINVAL, errno);
+	e.flags = 0;
+	e.open_flags = O_RDWR | O_APPEND;
+	EXPECT_EQ(-1, ioctl(self->exp, P2PDMA_DMABUF_EXPORT, &e));
+	EXPECT_EQ(EINVAL, errno);
+	e.open_flags = O_RDWR;
+	e.ranges = 0;
+	EXPECT_EQ(-1, ioctl(self->exp, P2PDMA_DMABUF_EXPORT, &e));
+	EXPECT_EQ(EFAULT, errno);
+	EXPECT_EQ(-1, ioctl(self->exp, P2PDMA_DMABUF_EXPORT, NULL));
+	EXPECT_EQ(EFAULT, errno);
+	EXPECT_EQ(-1, ioctl(self->exp, _IO(P2PDMA_DMABUF_TYPE, 0x1f)));
+	EXPECT_EQ(ENOTTY, errno);
+	memset(&st, 0, sizeof(st));
+	st.bar = 1;
+	EXPECT_EQ(-1, ioctl(self->exp, P2PDMA_DMABUF_STATE, &st));
+	EXPECT_EQ(EINVAL, errno);
+	EXPECT_TRUE(exports_gone(self->exp));
+}
+
+/* pci-testdev through driver_override: its BAR 1 is an I/O BAR. */
+TEST_F(dmabuf, io_bar_refused_on_driver_override_device)
+{
+	char testdev[1][16], path[PATH_MAX], drv[64];
+	struct p2pdma_dmabuf_export e = { .nr_ranges = 1 };
+	struct p2pdma_dmabuf_range r = { 0, PAGE };
+	int node, fd;
+
+	ASSERT_EQ(1, find_devs(0x1b36, 0x0005, testdev, 1));
+	driver_of(testdev[0], drv, sizeof(drv));
+	ASSERT_EQ(0, drv[0]) TH_LOG("pci-testdev is bound to %s", drv);
+	snprintf(path, sizeof(path), PCI_DEVS "/%s/driver_override", testdev[0]);
+	ASSERT_EQ(0, write_str(path, EXPORTER));
+	ASSERT_EQ(0, write_str("/sys/bus/pci/drivers/" EXPORTER "/bind", testdev[0]));
+	node = open_node("dmabuf", testdev[0]);
+	ASSERT_LE(0, node);
+	e.ranges = (uintptr_t)&r;
+	e.bar = 1;
+	EXPECT_EQ(-1, ioctl(node, P2PDMA_DMABUF_EXPORT, &e));
+	EXPECT_EQ(EINVAL, errno);
+	e.bar = 2;
+	fd = ioctl(node, P2PDMA_DMABUF_EXPORT, &e);
+	EXPECT_LE(0, fd);
+	close(fd);
+	close(node);
+	EXPECT_EQ(0, write_str("/sys/bus/pci/drivers/" EXPORTER "/unbind", testdev[0]));
+	EXPECT_EQ(0, write_str(path, "\n"));
+}
+
+/* The importer's ioctls, field by field. */
+TEST_F(dmabuf, bad_import_input_field_by_field)
+{
+	struct p2pdma_import_dma bad_flags = { .length = 8, .flags = 2 };
+	struct p2pdma_import_status s;
+	struct p2pdma_import_range m;
+	int buf, imp, null;
+
+	imp = open_node("import", self->edu_sw);
+	ASSERT_LE(0, imp);
+	EXPECT_EQ(-ENOENT, imp_map(imp, &m, 1, NULL));
+	EXPECT_EQ(-ENOENT, imp_dma(imp, 0, DMA_LEN, 1, 1));
+	EXPECT_EQ(-ENOENT, imp_status(imp, &s));
+	EXPECT_EQ(-1, ioctl(imp, P2PDMA_IMPORT_DETACH));
+	EXPECT_EQ(ENOENT, errno);
+	EXPECT_EQ(-1, ioctl(imp, P2PDMA_IMPORT_ATTACH, -1));
+	EXPECT_EQ(EBADF, errno);
+	EXPECT_EQ(-1, ioctl(imp, P2PDMA_IMPORT_ATTACH, 4096));
+	EXPECT_EQ(EBADF, errno);
+	null = open("/dev/null", O_RDONLY);
+	EXPECT_EQ(-1, ioctl(imp, P2PDMA_IMPORT_ATTACH, null));
+	EXPECT_EQ(EINVAL, errno);
+	close(null);
+
+	buf = export_one(self->exp, 0xc00000, 0x10000);
+	ASSERT_LE(0, buf);
+	ASSERT_EQ(0, ioctl(imp, P2PDMA_IMPORT_ATTACH, buf));
+	EXPECT_EQ(-1, ioctl(imp, P2PDMA_IMPORT_ATTACH, buf));
+	EXPECT_EQ(EBUSY, errno);
+	EXPECT_EQ(-1, ioctl(imp, P2PDMA_IMPORT_MAP, NULL));
+	EXPECT_EQ(EFAULT, errno);
+	EXPECT_EQ(1, imp_map(imp, &m, 0, NULL));	/* no room: count only */
+	EXPECT_EQ(-EINVAL, imp_dma(imp, 0, 0, 1, 1));
+	EXPECT_EQ(-EINVAL, imp_dma(imp, 0, DMA_LEN + 8, 1, 1));
+	EXPECT_EQ(-EINVAL, imp_dma(imp, 0, 12, 1, 1));
+	EXPECT_EQ(-EINVAL, imp_dma(imp, 4, 8, 1, 1));
+	EXPECT_EQ(-EINVAL, imp_dma(imp, 0x10000, 8, 1, 1));
+	EXPECT_EQ(-EINVAL, imp_dma(imp, ~7ULL, 8, 1, 1));
+	EXPECT_EQ(-1, ioctl(imp, P2PDMA_IMPORT_DMA, &bad_flags));
+	EXPECT_EQ(EINVAL, errno);
+	EXPECT_EQ(-1, ioctl(imp, _IO(P2PDMA_DMABUF_TYPE, 0x1f)));
+	EXPECT_EQ(ENOTTY, errno);
+	hostcheck(0xc00000, 0x10000, 0, 1);
+	EXPECT_EQ(0, ioctl(imp, P2PDMA_IMPORT_DETACH));
+	close(imp);
+	close(buf);
+	EXPECT_TRUE(exports_gone(self->exp));
+}
+
+/* Random ioctls on both nodes; every answer is a success or a known errno. */
+TEST_F_TIMEOUT(dmabuf, fuzz_100000_random_ioctls, 400)
+{
+	static const int ok_errs[] = { EINVAL, E2BIG, EOVERFLOW, EFAULT, ENOTTY,
+				       ENODEV, ENOENT, EBUSY, EBADF };
+	struct p2pdma_dmabuf_range ranges[P2PDMA_DMABUF_MAX_RANGES + 8];
+	unsigned long cmds[] = { P2PDMA_DMABUF_EXPORT, P2PDMA_DMABUF_STATE,
+		P2PDMA_DMABUF_REVOKE, P2PDMA_DMABUF_UNREVOKE, P2PDMA_IMPORT_ATTACH,
+		P2PDMA_IMPORT_MAP, P2PDMA_IMPORT_UNMAP, P2PDMA_IMPORT_STATUS,
+		P2PDMA_IMPORT_DETACH, _IO(P2PDMA_DMABUF_TYPE, 0x1f), 0 };
+	struct p2pdma_dmabuf_state st;
+	struct p2pdma_import_range m[4];
+	union {
+		struct p2pdma_dmabuf_export e;
+		struct p2pdma_dmabuf_state s;
+		struct p2pdma_import_map m;
+		unsigned char raw[64];
+	} a;
+	int imps[8], bufs[16] = { -1 }, nbufs = 0, ok = 0, bad = 0;
+	unsigned long i, calls = 100000;
+	uint64_t x = self->seed;
+
+	TH_LOG("seed %#llx", (unsigned long long)self->seed);
+	for (i = 0; i < 8; i++) {
+		imps[i] = open_node("import", i % 2 ? self->edu_root : self->edu_sw);
+		ASSERT_LE(0, imps[i]);
+	}
+#define RND() (x = x * 6364136223846793005ULL + 1442695040888963407ULL, x >> 17)
+	for (i = 0; i < calls; i++) {
+		unsigned long cmd;
+
+		cmds[ARRAY_SIZE(cmds) - 1] = 0;
+		cmd = cmds[RND() % ARRAY_SIZE(cmds)];
+		int target = RND() % 2 ? self->exp : imps[RND() % 8];
+		unsigned int j, n;
+		long ret;
+
+		/* Any other command, of a type no VFS or sample ioctl uses. */
+		while (!cmd || (cmd == cmds[ARRAY_SIZE(cmds) - 1] &&
+				memchr("TXf\x94\xbb", _IOC_TYPE(cmd), 5))) {
+			cmd = _IOC(RND() % 4, RND() % 256, RND() % 256, RND() % 64);
+			cmds[ARRAY_SIZE(cmds) - 1] = cmd;
+		}
+		for (j = 0; j < sizeof(a.raw); j++)
+			a.raw[j] = RND();
+		n = RND() % 4 ? RND() % 4 : RND() % (P2PDMA_DMABUF_MAX_RANGES + 8);
+		for (j = 0; j < n; j++) {
+			ranges[j].offset = RND() % 2 ? (RND() % 4096) * PAGE : RND() << 20;
+			ranges[j].length = RND() % 2 ? (RND() % 8 + 1) * PAGE : RND();
+		}
+		if (cmd == P2PDMA_DMABUF_EXPORT) {
+			a.e.bar = RND() % 4 ? BAR : RND() % 8;
+			a.e.open_flags = RND() % 4 ? O_RDWR : RND();
+			a.e.flags = RND() % 8 ? 0 : RND();
+			a.e.nr_ranges = n;
+			a.e.ranges = RND() % 16 ? (uintptr_t)ranges : RND();
+		} else if (cmd == P2PDMA_DMABUF_STATE) {
+			a.s.bar = RND() % 2 ? BAR : RND() % 16;
+		} else if (cmd == P2PDMA_IMPORT_MAP) {
+			a.m.nr_ranges = RND() % 8;
+			a.m.ranges = RND() % 16 ? (uintptr_t)m : RND();
+		}
+		if (cmd == P2PDMA_IMPORT_ATTACH)
+			ret = ioctl(target, cmd, nbufs && RND() % 4 ?
+				    bufs[RND() % nbufs] : (int)(RND() % 64) - 2);
+		else if (RND() % 32)
+			ret = ioctl(target, cmd, &a);
+		else
+			ret = ioctl(target, cmd, RND());
+
+		if (ret >= 0) {
+			ok++;
+			if (cmd == P2PDMA_DMABUF_EXPORT && target == self->exp) {
+				if (nbufs < 16) {
+					bufs[nbufs++] = ret;
+				} else {
+					j = RND() % 16;
+					close(bufs[j]);
+					bufs[j] = ret;
+				}
+			}
+			continue;
+		}
+		for (j = 0; j < ARRAY_SIZE(ok_errs); j++)
+			if (errno == ok_errs[j])
+				break;
+		if (j == ARRAY_SIZE(ok_errs) && bad++ < 10)
+			TH_LOG("call %lu: cmd %#lx: unexpected %s", i, cmd, strerror(errno));
+	}
+	TH_LOG("%lu calls: %d succeeded, %lu refused cleanly, %d unexpected",
+	       calls, ok, calls - ok - bad, bad);
+	EXPECT_EQ(0, bad);
+	EXPECT_EQ(0, ioctl(self->exp, P2PDMA_DMABUF_UNREVOKE));
+	for (i = 0; i < 8; i++)
+		close(imps[i]);
+	for (i = 0; i < (unsigned long)nbufs; i++)
+		close(bufs[i]);
+	EXPECT_TRUE(exports_gone(self->exp));
+	ASSERT_EQ(0, state(self->exp, &st));
+	EXPECT_EQ(0, st.mappings);
+}
+
+/* Map/unmap loop in a child while the host unplugs the exporter (last test). */
+TEST_F_TIMEOUT(dmabuf, unplug_during_map_loop, 150)
+{
+	struct p2pdma_import_range m;
+	char path[PATH_MAX];
+	int buf, imp, console, i, status;
+	struct live l;
+	pid_t child;
+
+	make_live(_metadata, self, &l);
+	buf = export_one(self->exp, 0xe00000, 0x10000);
+	ASSERT_LE(0, buf);
+	imp = importer(self->edu_sw, buf);
+	ASSERT_LE(0, imp);
+	child = fork();
+	ASSERT_LE(0, child);
+	if (!child) {
+		/* Until the device is gone: map and unmap; then only ENODEV. */
+		int err = 0, gone = 0;
+
+		for (i = 0; i < 1000000 && gone < 100; i++) {
+			int n = imp_map(imp, &m, 1, NULL);
+
+			if (n == 1) {
+				if (gone)
+					_exit(2);	/* mapped after it was gone */
+				ioctl(imp, P2PDMA_IMPORT_UNMAP);
+			} else if (n == -ENODEV) {
+				gone++;
+			} else {
+				err = 3;
+				break;
+			}
+		}
+		_exit(gone ? err : 4);
+	}
+	usleep(200000);
+	console = open("/dev/console", O_WRONLY);
+	ASSERT_LE(0, console);
+	dprintf(console, "\n@@QMP {\"execute\": \"device_del\", \"arguments\": {\"id\": \"ivshmem2\"}}\n");
+	close(console);
+	snprintf(path, sizeof(path), PCI_DEVS "/%s", self->exp_bdf);
+	for (i = 0; i < 600 && access(path, F_OK) == 0; i++)
+		usleep(100000);
+	ASSERT_NE(0, access(path, F_OK)) TH_LOG("%s still there after 60 s", path);
+	ASSERT_EQ(child, waitpid(child, &status, 0));
+	EXPECT_TRUE(WIFEXITED(status));
+	EXPECT_EQ(0, WEXITSTATUS(status));
+	check_gone(_metadata, self, &l);
+	close(imp);
+	close(buf);
+}
+
+TEST_HARNESS_MAIN
