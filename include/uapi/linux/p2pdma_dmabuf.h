@@ -89,7 +89,8 @@ struct p2pdma_import_map {
  * P2PDMA_IMPORT_DMA: make the device write @length bytes of the pattern of
  * @seed (splitmix64 words) into the buffer at @offset, while it is mapped.
  * @offset and @length: multiples of 8, @length at most
- * P2PDMA_IMPORT_DMA_MAX (the edu buffer less one word), within one DMA range. @flags: P2PDMA_IMPORT_DMA_WAIT waits until the write is done.
+ * P2PDMA_IMPORT_DMA_MAX (the edu buffer less one word), within one DMA range.
+ * @flags: P2PDMA_IMPORT_DMA_WAIT waits until the write is done.
  * Errors: as for P2PDMA_IMPORT_MAP, and EINVAL for a bad range or flag.
  */
 struct p2pdma_import_dma {
@@ -98,7 +99,8 @@ struct p2pdma_import_dma {
 	__u32 length;
 	__u32 flags;
 };
-#define P2PDMA_IMPORT_DMA_WAIT	(1 << 0)
+
+#define P2PDMA_IMPORT_DMA_WAIT	0x1
 #define P2PDMA_IMPORT_DMA_MAX	4088
 
 /* P2PDMA_IMPORT_STATUS: the attachment's state. ENOENT if none. */

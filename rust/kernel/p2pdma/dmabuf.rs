@@ -652,9 +652,10 @@ impl Import {
     /// Attaches the dma-buf of file descriptor `fd` (of the calling process) to `dev`.
     ///
     /// `stop` runs whenever a mapping is unmapped, with the reservation lock held, just
-    /// before the unmap: in the invalidation callback, in [`Self::unmap`] and in drop. It must
-    /// stop (or wait for) the device's DMA to the buffer, and should not sleep for long. Fails with `EBADF` or `EINVAL` for a bad fd, and with the
-    /// exporter's errno (for example `ENODEV` for a revoked buffer).
+    /// before the unmap: in the invalidation callback, in [`Self::unmap`] and in drop. It
+    /// must stop (or wait for) the device's DMA to the buffer, and should not sleep for
+    /// long. Fails with `EBADF` or `EINVAL` for a bad fd, and with the exporter's errno (for
+    /// example `ENODEV` for a revoked buffer).
     pub fn new(
         fd: i32,
         dev: &device::Device<Bound>,
