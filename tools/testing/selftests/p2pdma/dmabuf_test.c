@@ -165,8 +165,10 @@ static int exports_gone(int exp)
 	int i;
 
 	for (i = 0; i < 200; i++) {
-		if (state(exp, &st) || st.exports == 0)
-			return st.exports == 0;
+		if (state(exp, &st))
+			return 0;	/* no answer is no proof */
+		if (st.exports == 0)
+			return 1;
 		usleep(10000);
 	}
 	return 0;
@@ -385,6 +387,29 @@ static void make_live(struct __test_metadata *_metadata,
 	}
 }
 
+static void release_live(struct live *l)
+{
+	int i;
+
+	for (i = 0; i < 4; i++)
+		close(l->imp[i]);
+	for (i = 0; i < 2; i++)
+		close(l->buf[i]);
+}
+
+/* The exporter is back: live buffers and mappings again, all given back. */
+static void works_again(struct __test_metadata *_metadata,
+			struct _test_data_dmabuf *self)
+{
+	struct live l;
+
+	self->exp = open_node("dmabuf", self->exp_bdf);
+	ASSERT_LE(0, self->exp);
+	make_live(_metadata, self, &l);
+	release_live(&l);
+	EXPECT_TRUE(exports_gone(self->exp));
+}
+
 /* After the exporter is gone: everything fails cleanly, nothing is mapped. */
 static void check_gone(struct __test_metadata *_metadata,
 		       struct _test_data_dmabuf *self, struct live *l)
@@ -411,10 +436,7 @@ static void check_gone(struct __test_metadata *_metadata,
 	p = mmap(NULL, PAGE, PROT_READ, MAP_SHARED, l->buf[0], 0);
 	EXPECT_EQ(MAP_FAILED, p);
 	EXPECT_EQ(-ENODEV, importer(self->edu_sw, l->buf[1]));
-	for (i = 0; i < 4; i++)
-		close(l->imp[i]);
-	for (i = 0; i < 2; i++)
-		close(l->buf[i]);
+	release_live(l);
 	close(self->exp);
 	self->exp = -1;
 }
@@ -422,28 +444,19 @@ static void check_gone(struct __test_metadata *_metadata,
 TEST_F(dmabuf, unbind_with_live_mappings_then_rebind)
 {
 	struct live l;
-	int i;
 
 	make_live(_metadata, self, &l);
 	ASSERT_EQ(0, write_str("/sys/bus/pci/drivers/" EXPORTER "/unbind", self->exp_bdf));
 	check_gone(_metadata, self, &l);
 
 	ASSERT_EQ(0, write_str("/sys/bus/pci/drivers/" EXPORTER "/bind", self->exp_bdf));
-	self->exp = open_node("dmabuf", self->exp_bdf);
-	ASSERT_LE(0, self->exp);
-	make_live(_metadata, self, &l);
-	for (i = 0; i < 4; i++)
-		close(l.imp[i]);
-	close(l.buf[0]);
-	close(l.buf[1]);
-	EXPECT_TRUE(exports_gone(self->exp));
+	works_again(_metadata, self);
 }
 
 TEST_F(dmabuf, pci_remove_with_live_mappings_then_rescan)
 {
 	char path[PATH_MAX];
 	struct live l;
-	int i;
 
 	make_live(_metadata, self, &l);
 	snprintf(path, sizeof(path), PCI_DEVS "/%s/remove", self->exp_bdf);
@@ -453,14 +466,7 @@ TEST_F(dmabuf, pci_remove_with_live_mappings_then_rescan)
 	ASSERT_EQ(0, write_str("/sys/bus/pci/rescan", "1"));
 	/* A new pci_dev: p2pdma_rs may have taken it; give it back to the sample. */
 	ASSERT_EQ(0, claim(self->exp_bdf));
-	self->exp = open_node("dmabuf", self->exp_bdf);
-	ASSERT_LE(0, self->exp);
-	make_live(_metadata, self, &l);
-	for (i = 0; i < 4; i++)
-		close(l.imp[i]);
-	close(l.buf[0]);
-	close(l.buf[1]);
-	EXPECT_TRUE(exports_gone(self->exp));
+	works_again(_metadata, self);
 }
 
 /* Every field of the export request, one at a time. */
