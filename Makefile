@@ -5,6 +5,7 @@
 #   make run     build the kernel and show P2PDMA at work in QEMU
 #   make check   all tests: static gates, then KUnit + kselftests in one boot
 #   make bench   benchmarks (printed, never judged by time in tests)
+#   make kunit   the library's KUnit suite through kunit.py (.kunitconfig)
 #
 # Everything downloaded is cached in $(CACHE); the kernel tree and the build
 # outputs live in ./build (git-ignored).
@@ -22,10 +23,12 @@ TIMEOUT ?= 900
 OVERLAY := rust drivers samples include tools kernel
 
 # Tool paths found by `make setup` (a shell fragment in the build folder).
+# Every kernel is built with Debian's LLVM 22 (LLVM=-22, the LLVM major of
+# rustc): KASAN with Rust and CONFIG_RUST_INLINE_HELPERS need clang.
 ENV   = . $(BUILD)/env.sh &&
-KMAKE = $(ENV) $(MAKE) -C $(KSRC) -j$(JOBS) BINDGEN=$$P2PDMA_BINDGEN O=$(BUILD)/$(1)
+KMAKE = $(ENV) $(MAKE) -C $(KSRC) -j$(JOBS) LLVM=$$P2PDMA_LLVM BINDGEN=$$P2PDMA_BINDGEN O=$(BUILD)/$(1)
 
-.PHONY: setup tree run check bench static boot-run boot-check boot-check-epyc clean distclean help
+.PHONY: setup tree run check bench kunit static boot-run boot-check boot-check-epyc clean distclean help
 .DEFAULT_GOAL := help
 help:
 	@sed -n 's/^#   make/  make/p' Makefile
@@ -66,7 +69,7 @@ kernel-%: config-%
 
 # --- guest: initramfs with busybox, the runner, selftests, modules -------
 initramfs-%: kernel-%
-	@harness/initramfs.sh $(KSRC) $(BUILD)/$* $(BUILD)/$*/initramfs.cpio
+	@$(ENV) harness/initramfs.sh $(KSRC) $(BUILD)/$* $(BUILD)/$*/initramfs.cpio
 
 # $(call boot,FLAVOUR,CPU,LOG,RUNNER MODE): boot build/FLAVOUR in the QEMU
 # topology; the log is judged afterwards, so a failed boot does not stop make.
@@ -104,9 +107,8 @@ static: tree config-check
 	@harness/no-warnings.sh "make rustdoc" $(BUILD)/check/rustdoc.log
 
 check: static kernel-nop2pdma boot-check boot-check-epyc
-	@rc=0; $(foreach l,guest.log guest-epyc.log,echo "== $(l)"; \
-		python3 harness/results.py $(BUILD)/check/$(l) $(call vm,check,$(l)) || rc=1;) \
-		exit $$rc
+	@python3 harness/results.py $(KSRC) \
+		$(foreach l,guest.log guest-epyc.log,$(BUILD)/check/$(l):$(call vm,check,$(l)))
 
 # Benchmarks run on the plain (non-debug) kernel; they print figures and fail
 # only when a benchmark does not run.
@@ -114,8 +116,18 @@ bench: initramfs-run
 	$(call boot,run,$(CPU),bench.log,bench)
 	@harness/bench.sh $(BUILD)/run/bench.log
 
+# The library's KUnit suite the way a reviewer runs it: kunit.py with
+# rust/kernel/p2pdma/.kunitconfig, its own x86_64 kernel in build/kunit.
+# KUNIT_ACCEL=tcg hides /dev/kvm from QEMU (nested KVM guests hang here).
+KUNIT_ACCEL ?= tcg
+kunit: tree
+	@$(ENV) cd $(KSRC) && $(if $(filter tcg,$(KUNIT_ACCEL)),unshare -m sh -c 'mount --bind /dev/null /dev/kvm && exec "$$@"' kunit,) \
+		./tools/testing/kunit/kunit.py run --kunitconfig=rust/kernel/p2pdma \
+		--arch=x86_64 --build_dir=$(BUILD)/kunit --jobs=$(JOBS) \
+		--make_options LLVM=$$P2PDMA_LLVM --make_options BINDGEN=$$P2PDMA_BINDGEN
+
 clean:
-	rm -rf $(BUILD)/run $(BUILD)/check $(BUILD)/nop2pdma
+	rm -rf $(BUILD)/run $(BUILD)/check $(BUILD)/nop2pdma $(BUILD)/kunit
 
 distclean:
 	rm -rf $(BUILD)

@@ -6,6 +6,7 @@
 # binaries, installed with the kselftest runner) and the kernel's modules.
 # Usage: initramfs.sh KSRC KOUT OUTPUT.cpio
 set -euo pipefail
+: "${P2PDMA_LLVM:?run make setup first}"
 KSRC=$1 KOUT=$2 OUT=$3
 REPO=$(cd "$(dirname "$0")/.." && pwd)
 ROOT=$KOUT/initramfs
@@ -17,7 +18,7 @@ install -m 755 "$REPO/harness/init" "$ROOT/init"
 install -m 755 "$REPO/harness/p2pdma-inventory" "$ROOT/usr/bin/p2pdma-inventory"
 
 # Kernel headers for the selftests (make headers_install into O=).
-make -s -C "$KSRC" O="$KOUT" headers >/dev/null
+make -s -C "$KSRC" O="$KOUT" LLVM="$P2PDMA_LLVM" headers >/dev/null
 
 # kselftests: static, so they run on busybox alone.
 make -s -C "$KSRC/tools/testing/selftests" O="$KOUT" TARGETS=p2pdma \
@@ -25,7 +26,7 @@ make -s -C "$KSRC/tools/testing/selftests" O="$KOUT" TARGETS=p2pdma \
 	USERLDFLAGS=-static INSTALL_PATH="$ROOT/kselftest" install >/dev/null
 
 if grep -q '^CONFIG_MODULES=y' "$KOUT/.config"; then
-	make -s -C "$KSRC" O="$KOUT" INSTALL_MOD_PATH="$ROOT" INSTALL_MOD_STRIP=1 \
+	make -s -C "$KSRC" O="$KOUT" LLVM="$P2PDMA_LLVM" INSTALL_MOD_PATH="$ROOT" INSTALL_MOD_STRIP=1 \
 		modules_install >/dev/null
 fi
 

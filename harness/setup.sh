@@ -2,8 +2,9 @@
 # SPDX-License-Identifier: GPL-2.0
 #
 # Idempotent set-up of everything `make run` / `make check` need:
-#   Debian packages, rust-src, bindgen-cli, libclang (PyPI wheel) and the
-#   Linux 7.2 source package.  Downloads and tools are cached under
+#   Debian packages (LLVM 22 among them: clang, lld and the llvm tools from
+#   Debian 12's own bookworm-security, the LLVM major of rustc 1.95), rust-src,
+#   bindgen-cli and the Linux 7.2 source package.  Downloads and tools are cached under
 #   $P2PDMA_CACHE (default ~/.cache/p2pdma-rs); nothing relies on the cache
 #   being there, and no system apt source is modified.
 #
@@ -12,7 +13,7 @@ set -euo pipefail
 
 CACHE=${P2PDMA_CACHE:-$HOME/.cache/p2pdma-rs}
 BINDGEN_VERSION=${BINDGEN_VERSION:-0.73.2}
-LIBCLANG_VERSION=${LIBCLANG_VERSION:-18.1.1}
+LLVM_VERSION=${LLVM_VERSION:-22}
 KPKG=linux-source-7.2
 ENVFILE=${1:-$CACHE/env.sh}
 
@@ -29,8 +30,9 @@ mkdir -p "$CACHE"
 
 # --- Debian packages -------------------------------------------------------
 PKGS="bc bison flex cpio kmod rsync libelf-dev libssl-dev libc6-dev make gcc
-      busybox-static qemu-system-x86 qemu-utils python3 python3-venv xz-utils
-      debian-archive-keyring ca-certificates"
+      busybox-static qemu-system-x86 qemu-utils python3 xz-utils
+      debian-archive-keyring ca-certificates
+      clang-$LLVM_VERSION lld-$LLVM_VERSION llvm-$LLVM_VERSION"
 missing=
 for p in $PKGS; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'ok installed' ||
@@ -63,22 +65,12 @@ if ! "$TOOLS/bin/bindgen" --version 2>/dev/null | grep -qx "bindgen $BINDGEN_VER
 		bindgen-cli >&2 || die "cargo install bindgen-cli failed"
 fi
 
-# --- libclang >= 17 from the PyPI wheel, in a private venv ----------------
-VENV=$CACHE/venv
-LIBCLANG_DIR=
-find_libclang() {
-	LIBCLANG_DIR=$(dirname "$(find "$VENV" -path '*clang/native/libclang.so' 2>/dev/null | head -1)")
-}
-find_libclang || true
-if [ ! -e "$LIBCLANG_DIR/libclang.so" ]; then
-	log "installing libclang $LIBCLANG_VERSION from PyPI into $VENV"
-	rm -rf "$VENV"
-	python3 -m venv "$VENV"
-	"$VENV/bin/pip" install -q "libclang==$LIBCLANG_VERSION" >&2 ||
-		die "pip install libclang failed"
-	find_libclang
-	[ -e "$LIBCLANG_DIR/libclang.so" ] || die "libclang wheel has no libclang.so"
-fi
+# --- LLVM: the kernel's LLVM=-22 and bindgen's libclang ---------------------
+# rustc's LLVM major must equal clang's for CONFIG_RUST_INLINE_HELPERS.
+LLVM_DIR=/usr/lib/llvm-$LLVM_VERSION/lib
+ls "$LLVM_DIR"/libclang-$LLVM_VERSION.so* >/dev/null 2>&1 || die "no libclang in $LLVM_DIR"
+rustc -vV | grep -q "^LLVM version: $LLVM_VERSION\." ||
+	log "WARNING: $(rustc -vV | grep '^LLVM version') differs from clang $LLVM_VERSION: no inlined helpers"
 
 # --- Linux 7.2 source from Debian, through a private apt configuration ----
 KDEB=$(ls "$CACHE"/debs/${KPKG}_7.2.*_all.deb 2>/dev/null | sort -V | tail -1 || true)
@@ -121,8 +113,9 @@ fi
 
 cat >"$ENVFILE.tmp" <<EOE
 export P2PDMA_BINDGEN=$TOOLS/bin/bindgen
-export LIBCLANG_PATH=$LIBCLANG_DIR
+export LIBCLANG_PATH=$LLVM_DIR
+export P2PDMA_LLVM=-$LLVM_VERSION
 export P2PDMA_KTAR=$KTAR
 EOE
 mv "$ENVFILE.tmp" "$ENVFILE"
-log "ready: $(rustc --version), $("$TOOLS/bin/bindgen" --version), libclang $LIBCLANG_VERSION, $(basename "$KTAR")"
+log "ready: $(rustc --version), $("$TOOLS/bin/bindgen" --version), $(clang-$LLVM_VERSION --version | head -1), $(basename "$KTAR")"

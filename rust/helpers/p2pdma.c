@@ -14,6 +14,17 @@ rust_helper_pci_p2pdma_state(struct pci_p2pdma_map_state *state,
 	return pci_p2pdma_state(state, dev, page);
 }
 
+/*
+ * The pgmap of @page if it is a PCI P2PDMA page, else NULL: the key of the
+ * inlined map-state cache hit (kernel::p2pdma::MapState::page). Reads only
+ * the page's flags and its folio's pgmap, as pci_p2pdma_state() does.
+ */
+__rust_helper struct dev_pagemap *
+rust_helper_pci_p2pdma_page_pgmap(const struct page *page)
+{
+	return is_pci_p2pdma_page(page) ? page_pgmap(page) : NULL;
+}
+
 __rust_helper phys_addr_t rust_helper_page_to_phys(struct page *page)
 {
 	return page_to_phys(page);

@@ -28,7 +28,7 @@
 //! probe        results of the checks made while probing (pageless mappings, p2pmem
 //!              scatterlist, refused p2pmem resources)
 //! p2pmem_alloc allocates the whole pool in chunks, reports, frees (runs on each read)
-//! map_state    <client> <provider> <page> <other provider> <page again> <bus check>
+//! map_state    <client> <provider> <page> <other provider> <page again> <bus check> <page hit>
 //! closest      <client> <closest published p2pmem provider|->
 //! bench        map-state cache hits, Rust against C (CONFIG_RUST_P2PDMA_BENCH)
 //! ```
@@ -209,6 +209,9 @@ impl Info {
             let by_provider = st.provider(&p2p);
             let by_page = st.page(&page0);
             let bus0 = st.page_bus_addr(&page0);
+            // Hits: the same provider, then another page of the same pgmap.
+            let _ = st.provider(&p2p);
+            let by_page_hit = st.page(&page1);
             let by_other = st.provider(&other);
             let by_page_again = st.page(&page1);
             let bus1 = st.page_bus_addr(&page1);
@@ -219,7 +222,7 @@ impl Info {
                 _ => "bus_wrong",
             };
             f.write_fmt(fmt!(
-                "{} {by_provider} {by_page} {by_other} {by_page_again} {bus}\n",
+                "{} {by_provider} {by_page} {by_other} {by_page_again} {bus} {by_page_hit}\n",
                 c.name()
             ))?;
         }

@@ -52,12 +52,20 @@ use core::{
 /// # Invariants
 ///
 /// `state.mem` is NULL or the provider of a source seen during `'a`, and then `map` is its
-/// map type for `client` and `state.map` the same value in C form.
+/// map type for `client` and `state.map` the same value in C form. `pgmap` is NULL or the
+/// `dev_pagemap` of a P2P page seen during `'a` whose provider is `state.mem`; that pgmap
+/// lives for `'a` (the page is borrowed for `'a`, and P2PDMA frees a pgmap, a
+/// `devm_kzalloc`'d `struct pci_p2pdma_pagemap`, only after `memunmap_pages()` has removed
+/// its pages), so its address cannot be reused by another pgmap while it is cached, and
+/// its provider (`p2p_pgmap->mem`) never changes.
 pub struct MapState<'a> {
     state: bindings::pci_p2pdma_map_state,
     // `state.map` as a `MapType`, so that a hit costs the pointer compare alone and no
-    // conversion; written only together with `state` (in `lookup()` and `page()`).
+    // conversion; written only together with `state` (in `lookup()` and `page_miss()`).
     map: MapType,
+    // The key of a page hit: pages of one pgmap share its provider, so a page of the
+    // cached pgmap is answered without calling into C.
+    pgmap: *mut bindings::dev_pagemap,
     client: &'a device::Device,
     _sources: PhantomData<&'a bindings::p2pdma_provider>,
 }
@@ -72,6 +80,7 @@ impl<'a> MapState<'a> {
                 map: bindings::pci_p2pdma_map_type_PCI_P2PDMA_MAP_UNKNOWN,
             },
             map: MapType::NotSupported,
+            pgmap: ptr::null_mut(),
             client,
             _sources: PhantomData,
         }
@@ -98,7 +107,9 @@ impl<'a> MapState<'a> {
             return self.map;
         }
         let map = miss(self.client);
-        // INVARIANT: `map` is the answer for `key`, stored in both forms.
+        // INVARIANT: `map` is the answer for `key`, stored in both forms; no pgmap is known
+        // to belong to `key`.
+        self.pgmap = ptr::null_mut();
         self.state.mem = key;
         self.state.map = map.as_raw();
         self.map = map;
@@ -108,16 +119,41 @@ impl<'a> MapState<'a> {
     /// Returns the map type of `page` for the client: [`MapType::None`] for ordinary memory,
     /// the cached answer for a P2P page of the cached provider, else a fresh one
     /// (`pci_p2pdma_state()`).
-    // Inlined, so that a hit costs the C hit plus one call into the exported helper.
+    ///
+    /// A hit (a page of the same pgmap as the last P2P page) makes no call into C: the test
+    /// of the page's kind and the pgmap compare are inlined into the caller. An ordinary
+    /// page costs the same test as in C.
     #[inline]
     pub fn page(&mut self, page: &'a Page) -> MapType {
+        // SAFETY: `page` is a valid page; the helper reads its flags and its folio's pgmap,
+        // as `pci_p2pdma_state()` does, and needs no reference.
+        let pgmap = unsafe { bindings::pci_p2pdma_page_pgmap(page.as_ptr()) };
+        if pgmap.is_null() {
+            return MapType::None;
+        }
+        if ptr::eq(pgmap, self.pgmap) {
+            return self.map;
+        }
+        self.page_miss(page, pgmap)
+    }
+
+    /// The miss of [`Self::page`]: `pgmap` must be the pgmap of `page`, a P2P page.
+    // `pci_p2pdma_state()` calls `__pci_p2pdma_update_state()`, which is not exported: the
+    // miss stays in the built-in kernel crate (see `P2pdmaProvider::map_type`), so that a
+    // module inlining `page()` links.
+    #[inline(never)]
+    fn page_miss(&mut self, page: &'a Page, pgmap: *mut bindings::dev_pagemap) -> MapType {
         let (state, client) = (&raw mut self.state, self.client.as_raw());
         // SAFETY: `state` is a valid map state, `client` a valid device, `page` a valid page.
         let raw = unsafe { bindings::pci_p2pdma_state(state, client, page.as_ptr()) };
+        // Not reached for other pages (`page()` returns early), but never cache one.
         if raw == bindings::pci_p2pdma_map_type_PCI_P2PDMA_MAP_NONE {
             return MapType::None;
         }
-        // INVARIANT: the C code updated `state` for the page's provider.
+        // INVARIANT: the C code updated `state` for the provider of `page`, a P2P page seen
+        // during `'a`, whose pgmap is `pgmap` (the only caller, `page()`, passes the pgmap of
+        // `page`).
+        self.pgmap = pgmap;
         self.map = MapType::from_c(raw);
         self.map
     }
@@ -137,8 +173,9 @@ impl<'a> MapState<'a> {
         Some(paddr.wrapping_add(offset))
     }
 
-    /// Returns the PCI bus address of `page`, which must be the page last looked up, if the
-    /// client reaches it by bus address.
+    /// Returns the PCI bus address of `page`, which must be the page last looked up and a
+    /// P2P page of the cached provider, if the client reaches it by bus address. As in C,
+    /// this is not checked: after an ordinary page the cached provider's offset is used.
     pub fn page_bus_addr(&self, page: &Page) -> Option<DmaAddress> {
         // SAFETY: `page` is a valid page.
         let paddr = unsafe { bindings::page_to_phys(page.as_ptr()) };

@@ -209,17 +209,19 @@ TEST_F(topo, map_state_pages_and_pageless_agree)
 
 	ASSERT_NE(NULL, text);
 	for (i = 0; i < 4; i++) {
-		char line[256], prefix[32], a[32], b[32], c[32], d[32], bus[32];
+		char line[256], prefix[32], a[32], b[32], c[32], d[32], bus[32], e[32];
 
 		snprintf(prefix, sizeof(prefix), "%s ", clients[i]);
 		ASSERT_NE(NULL, find_line(text, prefix, line, sizeof(line)))
 			TH_LOG("no map_state line for %s", clients[i]);
-		n = sscanf(line + strlen(prefix), "%31s %31s %31s %31s %31s", a, b, c, d, bus);
-		ASSERT_EQ(5, n);
+		n = sscanf(line + strlen(prefix), "%31s %31s %31s %31s %31s %31s",
+			   a, b, c, d, bus, e);
+		ASSERT_EQ(6, n);
 		EXPECT_STREQ(want[i], a) TH_LOG("%s", line);
 		EXPECT_STREQ(a, b) TH_LOG("page differs from pageless: %s", line);
 		EXPECT_STREQ(a, c) TH_LOG("%s", line);
 		EXPECT_STREQ(a, d) TH_LOG("%s", line);
+		EXPECT_STREQ(a, e) TH_LOG("pgmap hit differs: %s", line);
 		EXPECT_STREQ(strcmp(a, "BUS_ADDR") ? "bus_none" : "bus_ok", bus)
 			TH_LOG("%s", line);
 	}
