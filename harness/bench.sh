@@ -11,5 +11,7 @@ if ! grep -q '^bench ' <<<"$out"; then
 fi
 echo "$out"
 echo
-echo "ratio_to_c: ns per lookup divided by C's pci_p2pdma_state() hit (goal: rust_provider <= 1.000)"
+echo "ratio_to_c: ns per lookup divided by C's pci_p2pdma_state() hit (goal: rust_provider and rust_page <= 1.000)"
+awk '$1 == "bench" && $2 == "map_state_hit" && $3 != "c_page" {
+	print "  " $3 ": " ($NF <= 1.0 ? "goal met" : "goal MISSED") " (" $NF ")" }' <<<"$out"
 echo "Whole log: $LOG"

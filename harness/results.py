@@ -1,17 +1,23 @@
 #!/usr/bin/env python3
 # SPDX-License-Identifier: GPL-2.0
-"""Read a guest console log and judge the run.
+"""Judge the boots of `make check`.
 
-Counts every KUnit case (Rust doctests and #[kunit_tests] included) and every
-kselftest case from their TAP, the host-side data checks of the
-peer-to-peer tests (hostcheck.py, when the boot's VM directory is given),
-prints each failure, quotes the first kernel
-splat, prints a summary table and ends with the line
-``N passed, N failed`` (``, N skipped`` when any).
+Usage: results.py KSRC LOG[:VMDIR] ...
 
-Exit status is non-zero on any failed test, on a missing result (a test
-binary that died, a suite that did not finish, a boot that did not reach the
-end of the runner) and on any KASAN, lockdep, kmemleak, WARN or BUG report.
+For each guest console log: the KUnit results printed at boot (Rust doctests
+and #[kunit_tests] included), the kselftests (their TAP, and the exit status
+of run_kselftest.sh), the kernel's KASAN KUnit suite (run at the end of the
+boot) and, when the boot's VM directory is given, the host-side data checks
+of the peer-to-peer tests (hostcheck.py). All TAP/KTAP is read with the
+kernel's own parser, tools/testing/kunit/kunit_parser.py.
+
+Prints a table per boot with every failed or skipped test and the first
+kernel report quoted, and ends with one line ``N passed, N failed`` (``, N
+skipped`` when any) over all boots. Exit status is non-zero on any failed
+test, on a missing result (a test binary that died, a suite that did not
+finish, a boot that did not reach the end of the runner, a non-zero exit of
+run_kselftest.sh) and on any KASAN, lockdep, kmemleak, WARN or BUG report
+outside the KASAN suite's own test cases.
 """
 import os
 import re
@@ -21,8 +27,6 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import hostcheck  # noqa: E402
 
 TS = re.compile(r"^\[\s*\d+\.\d+\] ?")
-RESULT = re.compile(r"^(?P<ind>\s*)(?P<not>not )?ok (?P<num>\d+)(?: (?:- )?(?P<name>[^#]*?))?\s*(?:#\s*(?P<dir>\S+)(?P<why>.*))?$")
-PLAN = re.compile(r"^(?P<ind>\s*)1\.\.(?P<n>\d+)")
 SPLAT = re.compile(
     r"(WARNING: CPU: \d+ PID|------------\[ cut here \]|\bBUG: |kernel BUG at|"
     r"Oops: |Kernel panic|KASAN: |KFENCE: |UBSAN: |"
@@ -42,61 +46,66 @@ KNOWN = [
     ),
 ]
 
+# Test cases that run but are not judged, each with the reason printed.
+LEFT_OUT = {
+    ("kasan", "kasan.kasan_strings"):
+        "fails in 7.2.13 with gcc and clang alike (strscpy() over-read check), not a toolchain "
+        "or project problem",
+}
 
-def known_splat(src, i):
-    """The KNOWN entry the report at src[i] matches, or None."""
-    text = "\n".join(src[i:i + 16])
-    for why, needles in KNOWN:
-        if all(n in text for n in needles):
-            return why
-    return None
+# Cases that must have run and passed: KASAN must catch a use-after-free in
+# Rust code.
+REQUIRED = [("kasan", "kasan.rust_uaf")]
+
+# The KASAN suite provokes KASAN reports (and the WARNs of some of its cases)
+# on purpose: in the kernel log they lie between its Subtest line and its
+# result line, and only there are they expected.
+KASAN_BEGIN = re.compile(r"^\s*# Subtest: kasan$")
+KASAN_END = re.compile(r"^\s*(not )?ok \d+ kasan$")
 
 
-def parse_tap(lines, depth_unit):
-    """Return [(status, name)] for the leaf results of a (nested) TAP stream.
+def kunit_parser(ksrc):
+    sys.path.insert(0, os.path.join(ksrc, "tools/testing/kunit"))
+    import kunit_parser as kp  # noqa: E402
+    from kunit_printer import null_printer  # noqa: E402
+    return kp, null_printer
 
-    status is 'pass', 'fail' or 'skip'.  A result line is a leaf when no
-    result line one level deeper was seen since the last result at its level
-    or above.
+
+def leaves(kp, test, prefix=None):
+    """[(status, name)] of the test cases of a parsed KTAP tree.
+
+    status is 'pass', 'fail' or 'skip' (with the reason). A parent that failed
+    while all its cases passed (a test program with a bad exit code, a crash
+    after the last case) counts once as a failure of its own. The root (the
+    whole log) gives no part of the names.
     """
-    leaves = []
-    children = {}
-    for line in lines:
-        m = RESULT.match(line)
-        if not m:
-            continue
-        depth = len(m.group("ind")) // depth_unit
-        has_children = children.get(depth + 1, 0) > 0
-        for d in list(children):
-            if d > depth:
-                children[d] = 0
-        children[depth] = children.get(depth, 0) + 1
-        if has_children and not m.group("not"):
-            continue
-        d = (m.group("dir") or "").upper()
-        if d == "SKIP":
-            status = "skip"
-        elif m.group("not") and d != "TODO":
-            status = "fail"
-        else:
-            status = "pass"
-        name = (m.group("name") or "#%s" % m.group("num")).strip()
-        if has_children:
-            # A parent that failed while all its children passed (e.g. a
-            # test binary with a bad exit code) counts once as a failure.
-            if any(s == "fail" for s, n, dd in leaves_at(leaves, depth + 1)):
-                continue
-        leaves.append((status, name, depth))
-    return [(s, n) for s, n, _ in leaves]
-
-
-def leaves_at(leaves, depth):
+    name = test.name if not prefix else prefix + "." + test.name
+    if not test.subtests:
+        if test.status == kp.TestStatus.SUCCESS:
+            return [("pass", name)]
+        if test.status == kp.TestStatus.SKIPPED:
+            why = getattr(test, "skip_reason", "")
+            return [("skip", name + (" (%s)" % why if why else ""))]
+        return [("fail", name)]
     out = []
-    for item in reversed(leaves):
-        if item[2] < depth:
-            break
-        out.append(item)
+    for sub in test.subtests:
+        out += leaves(kp, sub, name if prefix is not None else "")
+    if not test.ok_status() and test.status != kp.TestStatus.NO_TESTS and \
+            not any(s == "fail" for s, _ in out):
+        out.append(("fail", "%s (%s)" % (name or "the run", test.status.name)))
     return out
+
+
+def parse(kp, printer, lines, what, problems):
+    """Leaves of the KTAP in lines; parse errors and missing results are problems."""
+    test = kp.parse_run_tests(lines, printer)
+    if test.status in (kp.TestStatus.FAILURE_TO_PARSE_TESTS, kp.TestStatus.NO_TESTS):
+        problems.append("%s: no results" % what)
+        return []
+    if test.counts.errors:
+        problems.append("%s: %d KTAP error(s) (missing or malformed results)" %
+                        (what, test.counts.errors))
+    return leaves(kp, test)
 
 
 def section(lines, name):
@@ -114,82 +123,118 @@ def section(lines, name):
     return out, closed
 
 
-def main():
-    log = sys.argv[1]  # the guest log; sys.argv[2]: the boot's VM directory
+def known_splat(src, i):
+    """The KNOWN entry the report at src[i] matches, or None."""
+    text = "\n".join(src[i:i + 16])
+    for why, needles in KNOWN:
+        if all(n in text for n in needles):
+            return why
+    return None
+
+
+def first_splat(sources, known):
+    """(src, index) of the first report not known and not provoked by the KASAN suite."""
+    for src in sources:
+        in_kasan = False
+        for i, l in enumerate(src):
+            if KASAN_BEGIN.match(l):
+                in_kasan = True
+            elif in_kasan and KASAN_END.match(l):
+                in_kasan = False
+            if in_kasan or not SPLAT.search(l):
+                continue
+            why = known_splat(src, i)
+            if why:
+                if why not in known:
+                    known.append(why)
+                continue
+            return src, i
+    return None
+
+
+def judge(kp, printer, log, vm):
+    """Print one boot's table; return (passed, failed, skipped, ok)."""
     raw = open(log, errors="replace").read().replace("\r", "").splitlines()
     lines = [TS.sub("", l) for l in raw]
-    problems = []
+    problems, notes = [], []
 
-    # KUnit: everything the kernel printed before the runner started.
+    # KUnit at boot: everything the kernel printed before the runner started.
     try:
         start = next(i for i, l in enumerate(lines) if l.startswith("@@P2PDMA BEGIN mode="))
     except StopIteration:
         start = len(lines)
         problems.append("the guest runner never started (boot failed?)")
-    kunit = parse_tap(lines[:start], 4)
-    if not kunit:
-        problems.append("no KUnit results in the boot log")
+    kunit = parse(kp, printer, lines[:start], "KUnit at boot", problems)
 
+    # kselftests: run_kselftest.sh nests each program's TAP under "# "
+    # prefixes; KTAP nests by indentation.
     body, closed = section(lines, "kselftest")
-    # The kselftest runner nests each program's TAP under "# " prefixes.
     nested = []
     for l in body:
         depth = 0
         while l.startswith("# "):
             l, depth = l[2:], depth + 1
         nested.append("    " * depth + l)
-    ksft = parse_tap(nested, 4)
+    ksft = parse(kp, printer, nested, "kselftest", problems)
     if not closed:
         problems.append("the kselftest run did not finish")
-    if not ksft:
-        problems.append("no kselftest results")
-    plans = [int(m.group("n")) for m in map(PLAN.match, body) if m and not m.group("ind")]
-    tops = [l for l in body if re.match(r"^(not )?ok \d+ ", l)]
-    if plans and len(tops) < plans[0]:
-        problems.append("kselftest: %d of %d test programs reported" % (len(tops), plans[0]))
+    rc = [l.split()[-1] for l in lines if l.startswith("@@P2PDMA KSELFTEST-EXIT ")]
+    if not rc:
+        problems.append("run_kselftest.sh reported no exit status")
+    elif rc[0] != "0":
+        problems.append("run_kselftest.sh exited with status %s" % rc[0])
+
+    # The KASAN suite, from its debugfs results file.
+    kasan_lines, closed = section(lines, "kasan")
+    kasan = parse(kp, printer, kasan_lines, "KASAN KUnit suite", problems) if closed else []
+    if not closed:
+        problems.append("the KASAN KUnit suite did not run")
+    if not any("KernelAddressSanitizer initialized" in l for l in lines[:start]):
+        problems.append("KASAN did not say it is initialized")
 
     if not any(l.startswith("@@P2PDMA DONE") for l in lines):
         problems.append("the guest did not reach the end of its runner")
 
-    # Splats anywhere: the console during boot and the dmesg dumped at the end.
+    # Reports anywhere: the console during boot and the dmesg dumped at the end.
     dmesg, _ = section(lines, "dmesg")
     leak, _ = section(lines, "kmemleak")
-    splat_at = None
     known = []
-    for src in (lines[:start], dmesg, leak):
-        for i, l in enumerate(src):
-            if SPLAT.search(l):
-                why = known_splat(src, i)
-                if why:
-                    if why not in known:
-                        known.append(why)
-                    continue
-                splat_at = (src, i)
-                break
-        if splat_at:
-            break
+    splat_at = first_splat((lines[:start], dmesg, leak), known)
 
-    results = [("KUnit", kunit), ("kselftest", ksft)]
-    if len(sys.argv) > 2:
-        host = hostcheck.checks(body, sys.argv[2])
+    results = [("KUnit", kunit), ("kselftest", ksft), ("kasan", kasan)]
+    if vm:
+        host = hostcheck.checks(body, vm)
         if not host:
             problems.append("no host-side checks (HOSTCHECK lines) in the kselftest output")
         results.append(("host", host))
+
+    for label, name in REQUIRED:
+        got = [st for l, res in results if l == label for st, n in res if n == name]
+        if got != ["pass"]:
+            problems.append("%s: %s did not pass (%s)" % (label, name, got or "missing"))
+
     passed = failed = skipped = 0
     print("\n%-12s %8s %8s %8s" % ("suite", "passed", "failed", "skipped"))
     for label, res in results:
-        p = sum(1 for s, _ in res if s == "pass")
-        f = sum(1 for s, _ in res if s == "fail")
-        s = sum(1 for s, _ in res if s == "skip")
+        kept = []
+        for st, name in res:
+            why = LEFT_OUT.get((label, name))
+            if why:
+                notes.append("%s: %s left out (was %s): %s" % (label, name, st, why))
+            else:
+                kept.append((st, name))
+        p = sum(1 for s, _ in kept if s == "pass")
+        f = sum(1 for s, _ in kept if s == "fail")
+        s = sum(1 for s, _ in kept if s == "skip")
         passed, failed, skipped = passed + p, failed + f, skipped + s
         print("%-12s %8d %8d %8d" % (label, p, f, s))
-        for st, name in res:
-            if st == "fail":
-                print("  FAIL  %s: %s" % (label, name))
-            elif st == "skip":
-                print("  SKIP  %s: %s" % (label, name))
+        for st, name in kept:
+            if st != "pass":
+                print("  %s  %s: %s" % (st.upper(), label, name))
     for p in problems:
         print("  ERROR %s" % p)
+    for n in notes:
+        print("  NOTE  %s" % n)
     for why in known:
         print("  NOTE  known kernel report, not judged: %s" % why)
     if splat_at:
@@ -197,13 +242,29 @@ def main():
         print("  ERROR kernel report in the guest log; first one:")
         for l in src[max(0, i - 2):i + 30]:
             print("    | " + l)
-    print("  guest log: %s" % log)
-    bad = failed or problems or splat_at
-    if (problems or splat_at) and not failed:
-        failed = 1  # a broken run is never reported as all-passed
+    ok = not (failed or problems or splat_at)
+    if not ok and not failed:
+        failed = 1  # a broken boot is never reported as all-passed
     tail = ", %d skipped" % skipped if skipped else ""
-    print("%d passed, %d failed%s" % (passed, failed, tail))
-    return 1 if bad else 0
+    print("  %s: %d passed, %d failed%s" % (log, passed, failed, tail))
+    return passed, failed, skipped, ok
+
+
+def main():
+    if len(sys.argv) < 3:
+        sys.exit(__doc__)
+    kp, printer = kunit_parser(sys.argv[1])
+    total = [0, 0, 0]
+    all_ok = True
+    for arg in sys.argv[2:]:
+        log, _, vm = arg.partition(":")
+        print("== %s" % log)
+        p, f, s, ok = judge(kp, printer, log, vm or None)
+        total = [total[0] + p, total[1] + f, total[2] + s]
+        all_ok = all_ok and ok
+    tail = ", %d skipped" % total[2] if total[2] else ""
+    print("\n%d passed, %d failed%s" % (total[0], total[1], tail))
+    return 0 if all_ok else 1
 
 
 if __name__ == "__main__":
