@@ -21,6 +21,14 @@
 //! released. Where a `'static` handle is needed (a debugfs file, a work item), use
 //! [`P2pdmaProvider::into_devres`], which revokes access on unbind.
 //!
+//! # Locking
+//!
+//! Enabling P2PDMA ([`P2pdma::init`]), adding p2pmem ([`P2pdma::add_p2pmem`]) and making a
+//! dma-buf [`Exporter`] change the device's P2PDMA state with C code that relies on the
+//! device lock, so they take the device in its `Core` context (`&pci::Device<Core>`,
+//! which only bus callbacks such as `probe()` have). Everything else works with a bound
+//! device.
+//!
 //! Every DMA mapping made for a provider must be gone before the provider's driver
 //! finishes its `remove()`; for pageless providers this is the job of the mapping's
 //! owner (for example a dma-buf exporter revoking its importers).

@@ -18,10 +18,7 @@
 //! dma-bufs and files that user space still holds then fail with `ENODEV`.
 
 use kernel::{
-    device::{
-        Bound,
-        Core, //
-    },
+    device::Core,
     ioctl::{
         _IO,
         _IOW,
@@ -118,6 +115,8 @@ impl ExportFile {
 impl NodeFile for ExportFile {
     type Data = ExporterHandle;
 
+    const OWNER: &'static ThisModule = &THIS_MODULE;
+
     fn open(exporter: &ExporterHandle) -> impl PinInit<Self, Error> {
         Ok::<_, Error>(Self {
             exporter: exporter.clone(),
@@ -171,9 +170,8 @@ impl pci::Driver for DmabufDriver {
     ) -> impl PinInit<Self::Data<'bound>, Error> + 'bound {
         pin_init::pin_init_scope(move || {
             pdev.enable_device_mem()?;
-            let bound: &'bound pci::Device<Bound> = pdev;
-            let p2p = P2pdma::init(bound)?;
-            let exporter = Exporter::new(&p2p)?;
+            let p2p = P2pdma::init(pdev)?;
+            let exporter = Exporter::new(pdev, &p2p)?;
             let handle = exporter.handle();
             let name = CString::try_from_fmt(fmt!("p2pdma-dmabuf-{}", pdev.as_ref().name()))?;
             dev_info!(pdev, "exporting BAR ranges through /dev/{}\n", &*name);

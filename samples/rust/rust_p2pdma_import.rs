@@ -302,6 +302,8 @@ impl ImportFile {
 impl NodeFile for ImportFile {
     type Data = NodeData;
 
+    const OWNER: &'static ThisModule = &THIS_MODULE;
+
     fn open(data: &NodeData) -> impl PinInit<Self, Error> {
         try_pin_init!(Self {
             edu: data.edu.clone(),

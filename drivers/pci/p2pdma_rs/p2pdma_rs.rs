@@ -284,12 +284,13 @@ impl Info {
 
 /// Checks made while probing, when the device is bound and sleeping is allowed.
 fn probe_checks(
+    pdev: &pci::Device<Core<'_>>,
     p2p: &P2pdma<'_>,
     providers: &[P2pdmaProvider<'_>],
     pool: &P2pmem<'_>,
     range: &Range,
-    dev: &device::Device<Bound>,
 ) -> Result<KVec<u8>> {
+    let dev: &device::Device<Bound> = pdev.as_ref();
     let mut out = KVec::new();
     // Pageless mapping of the first page of each BAR for the device itself.
     for p in providers {
@@ -343,10 +344,10 @@ fn probe_checks(
     // Refused p2pmem resources: the same range again, unaligned, outside the BAR, I/O or
     // missing BARs.
     let bar = range.bar;
-    let again = p2p.add_p2pmem(bar, range.size, range.offset);
-    let unaligned = p2p.add_p2pmem(bar, PAGE_SIZE as u64, 0);
-    let outside = p2p.add_p2pmem(bar, 1 << 21, 1 << 40);
-    let missing = p2p.add_p2pmem(BarIndex::new(1)?, 0, 0);
+    let again = p2p.add_p2pmem(pdev, bar, range.size, range.offset);
+    let unaligned = p2p.add_p2pmem(pdev, bar, PAGE_SIZE as u64, 0);
+    let outside = p2p.add_p2pmem(pdev, bar, 1 << 21, 1 << 40);
+    let missing = p2p.add_p2pmem(pdev, BarIndex::new(1)?, 0, 0);
     put(
         &mut out,
         fmt!(
@@ -411,12 +412,11 @@ impl pci::Driver for P2pdmaRs {
     ) -> impl PinInit<Self::Data<'bound>, Error> + 'bound {
         pin_init::pin_init_scope(move || {
             pdev.enable_device_mem()?;
-            let bound: &pci::Device<Bound> = pdev;
 
             let range = Range::from_params().inspect_err(|_| {
                 dev_err!(pdev, "bar={} is no BAR\n", *module_parameters::bar.value());
             })?;
-            let p2p = P2pdma::init(bound)?;
+            let p2p = P2pdma::init(pdev)?;
             let mut providers = KVec::new();
             for bar in BarIndex::all() {
                 // I/O and unused BARs are no providers.
@@ -426,23 +426,25 @@ impl pci::Driver for P2pdmaRs {
             }
             let bar = range.bar.get();
             let (offset, size) = (range.offset, range.size);
-            let pool = p2p.add_p2pmem(range.bar, size, offset).inspect_err(|e| {
-                dev_err!(
-                    pdev,
-                    "cannot add BAR{} offset {:#x} size {:#x} as p2pmem: {}\n",
-                    bar,
-                    offset,
-                    size,
-                    e.to_errno()
-                );
-            })?;
+            let pool = p2p
+                .add_p2pmem(pdev, range.bar, size, offset)
+                .inspect_err(|e| {
+                    dev_err!(
+                        pdev,
+                        "cannot add BAR{} offset {:#x} size {:#x} as p2pmem: {}\n",
+                        bar,
+                        offset,
+                        size,
+                        e.to_errno()
+                    );
+                })?;
             // Found: `add_p2pmem` succeeded, so the BAR is a memory BAR with a provider.
             let p2pmem_provider = providers
                 .iter()
                 .position(|p| p.bar() == range.bar)
                 .ok_or(ENODEV)?;
             pool.publish(true);
-            let probe = probe_checks(&p2p, &providers, &pool, &range, bound.as_ref())?;
+            let probe = probe_checks(pdev, &p2p, &providers, &pool, &range)?;
             dev_info!(
                 pdev,
                 "p2pmem of BAR{} published, {} P2PDMA provider(s)\n",

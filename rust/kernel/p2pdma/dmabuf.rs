@@ -28,7 +28,8 @@ use crate::{
     bindings,
     device::{
         self,
-        Bound, //
+        Bound,
+        Core, //
     },
     dma::{
         DataDirection,
@@ -39,6 +40,7 @@ use crate::{
     new_condvar,
     new_mutex,
     page::PAGE_SIZE,
+    pci,
     prelude::*,
     scatterlist::SGTable,
     sync::{
@@ -306,8 +308,12 @@ pub struct Exporter<'bound> {
 }
 
 impl<'bound> Exporter<'bound> {
-    /// Creates an exporter for the memory BARs of `p2p`'s device.
-    pub fn new(p2p: &P2pdma<'bound>) -> Result<Self> {
+    /// Creates an exporter for the memory BARs of `p2p`'s device `pdev`, in its [`Core`]
+    /// context (probe). Fails with `EINVAL` if `pdev` is not `p2p`'s device.
+    pub fn new(pdev: &pci::Device<Core<'_>>, p2p: &P2pdma<'bound>) -> Result<Self> {
+        if pdev.as_raw() != p2p.device().as_raw() {
+            return Err(EINVAL);
+        }
         let mut bars = [None; 6];
         for bar in BarIndex::all() {
             if let Ok(p) = p2p.provider(bar) {

@@ -30,6 +30,10 @@ pub trait NodeFile: Sized + Send + Sync + 'static {
     /// The data every file of the node is opened with.
     type Data: Send + Sync + 'static;
 
+    /// The module whose code runs for the files, `&THIS_MODULE`: it cannot be unloaded while
+    /// one of them is open ([`MiscDevice::OWNER`]).
+    const OWNER: &'static ThisModule;
+
     /// Opens a file of the node whose data is `data`.
     fn open(data: &Self::Data) -> impl PinInit<Self, Error>;
 
@@ -88,6 +92,8 @@ struct Glue<T>(PhantomData<T>);
 #[vtable]
 impl<T: NodeFile> MiscDevice for Glue<T> {
     type Ptr = Pin<KBox<T>>;
+
+    const OWNER: &'static ThisModule = T::OWNER;
 
     fn open(_file: &File, misc: &MiscDeviceRegistration<Self>) -> Result<Pin<KBox<T>>> {
         // SAFETY: Every `MiscDeviceRegistration<Glue<T>>` is the `reg` field of a live

@@ -12,7 +12,8 @@ use crate::{
     bindings,
     device::{
         self,
-        Bound, //
+        Bound,
+        Core, //
     },
     devres::Devres,
     dma::DmaAddress,
@@ -42,10 +43,23 @@ impl<'bound> P2pdma<'bound> {
     /// then waits until every page still handed out (to [`P2pmemAlloc`]s, to I/O in flight)
     /// has been given back.
     ///
-    /// Fails with `EINVAL` if `bar` is not a memory BAR or the range is not inside it or not
-    /// aligned to [`P2PMEM_ALIGN`], and with `EBUSY` if the range already has pages (added
-    /// before, here or by another user of the device).
-    pub fn add_p2pmem(&self, bar: BarIndex, size: u64, offset: u64) -> Result<P2pmem<'bound>> {
+    /// Takes the device, which must be this one, in its [`Core`] context (probe): the C code
+    /// sets the pool up and adds to it relying on the device lock, which also makes the
+    /// `EBUSY` check below one step with the add.
+    ///
+    /// Fails with `EINVAL` if `pdev` is another device, if `bar` is not a memory BAR or the
+    /// range is not inside it or not aligned to [`P2PMEM_ALIGN`], and with `EBUSY` if the
+    /// range already has pages (added before, here or by another user of the device).
+    pub fn add_p2pmem(
+        &self,
+        pdev: &pci::Device<Core<'_>>,
+        bar: BarIndex,
+        size: u64,
+        offset: u64,
+    ) -> Result<P2pmem<'bound>> {
+        if pdev.as_raw() != self.device().as_raw() {
+            return Err(EINVAL);
+        }
         let provider = self.provider(bar)?;
         let bar_len = provider.len();
         let size = if size == 0 {
@@ -74,7 +88,8 @@ impl<'bound> P2pdma<'bound> {
             }
         }
         let size = usize::try_from(size)?;
-        // SAFETY: `pdev` is bound, `bar` a memory BAR and the range checked to be inside it.
+        // SAFETY: `pdev` is bound and its device lock held (`Core`), `bar` is a memory BAR and
+        // the range was checked to be inside it.
         to_result(unsafe {
             bindings::pci_p2pdma_add_resource(
                 self.device().as_raw(),
@@ -95,11 +110,12 @@ impl<'bound> P2pdma<'bound> {
 /// # Examples
 ///
 /// ```
-/// use kernel::p2pdma::{BarIndex, P2pdma, P2pmem};
+/// use kernel::{device::Core, p2pdma::{BarIndex, P2pdma, P2pmem}, pci};
 ///
-/// // Offer all of BAR 2 to other drivers and take 64 KiB of it for ourselves.
-/// fn setup(p2p: &P2pdma<'_>) -> Result {
-///     let pool = p2p.add_p2pmem(BarIndex::new(2)?, 0, 0)?;
+/// // In probe: offer all of BAR 2 to other drivers and take 64 KiB of it for ourselves.
+/// fn setup(pdev: &pci::Device<Core<'_>>) -> Result {
+///     let p2p = P2pdma::init(pdev)?;
+///     let pool = p2p.add_p2pmem(pdev, BarIndex::new(2)?, 0, 0)?;
 ///     pool.publish(true);
 ///     let buf = pool.alloc(64 << 10)?;
 ///     pr_info!("64 KiB at bus address {:#x}\n", buf.bus_addr());

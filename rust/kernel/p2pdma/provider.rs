@@ -10,7 +10,8 @@ use crate::{
     bindings,
     device::{
         self,
-        Bound, //
+        Bound,
+        Core, //
     },
     devres::Devres,
     dma::DmaAddress,
@@ -89,10 +90,13 @@ pub struct P2pdma<'bound> {
 impl<'bound> P2pdma<'bound> {
     /// Enables P2PDMA on `pdev` (idempotent). The state is freed when the driver unbinds.
     ///
+    /// Takes the device in its [`Core`] context (probe): `pcim_p2pdma_init()` is an unlocked
+    /// check-then-set that relies on the device lock.
+    ///
     /// Fails with `EOPNOTSUPP` when the device's BARs cannot be mapped
     /// (`pdev->non_mappable_bars`) and `ENOMEM` when out of memory.
-    pub fn init(pdev: &'bound pci::Device<Bound>) -> Result<Self> {
-        // SAFETY: `pdev` is a valid, bound PCI device.
+    pub fn init(pdev: &'bound pci::Device<Core<'_>>) -> Result<Self> {
+        // SAFETY: `pdev` is a valid, bound PCI device whose device lock is held (`Core`).
         to_result(unsafe { bindings::pcim_p2pdma_init(pdev.as_raw()) })?;
         // INVARIANT: `pcim_p2pdma_init()` succeeded for this binding.
         Ok(Self { pdev })

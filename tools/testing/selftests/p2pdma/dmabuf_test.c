@@ -20,6 +20,7 @@
 #include <signal.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <linux/p2pdma_dmabuf.h>
 #include "kselftest_harness.h"
@@ -466,6 +467,33 @@ TEST_F(dmabuf, pci_remove_with_live_mappings_then_rescan)
 	ASSERT_EQ(0, write_str("/sys/bus/pci/rescan", "1"));
 	/* A new pci_dev: p2pdma_rs may have taken it; give it back to the sample. */
 	ASSERT_EQ(0, claim(self->exp_bdf));
+	works_again(_metadata, self);
+}
+
+/* rmmod without waiting: 0, or -errno (EWOULDBLOCK while the module is in use). */
+static int unload(const char *module)
+{
+	return syscall(__NR_delete_module, module, O_NONBLOCK) ? -errno : 0;
+}
+
+/* An open node file pins its module: rmmod fails cleanly until it is closed. */
+TEST_F(dmabuf, rmmod_with_open_node_fails_until_closed)
+{
+	int imp = open_node("import", self->edu_sw);
+
+	ASSERT_LE(0, imp);
+	EXPECT_EQ(-EWOULDBLOCK, unload(IMPORTER));
+	EXPECT_EQ(-EWOULDBLOCK, unload(EXPORTER));
+	close(imp);
+	EXPECT_EQ(0, unload(IMPORTER));
+	/* The fixture's exporter node is still open. */
+	EXPECT_EQ(-EWOULDBLOCK, unload(EXPORTER));
+	close(self->exp);
+	self->exp = -1;
+	EXPECT_EQ(0, unload(EXPORTER));
+
+	/* Both come back; the exporter's device keeps its driver_override. */
+	ASSERT_EQ(0, system("modprobe " EXPORTER " && modprobe " IMPORTER));
 	works_again(_metadata, self);
 }
 
