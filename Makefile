@@ -28,7 +28,7 @@ OVERLAY := rust drivers samples include tools kernel
 ENV   = . $(BUILD)/env.sh &&
 KMAKE = $(ENV) $(MAKE) -C $(KSRC) -j$(JOBS) LLVM=$$P2PDMA_LLVM BINDGEN=$$P2PDMA_BINDGEN O=$(BUILD)/$(1)
 
-.PHONY: setup tree run check bench kunit static boot-run boot-check boot-check-epyc clean distclean help
+.PHONY: setup tree run check bench kunit static compile-fail boots-check boot-run boot-check boot-check-epyc clean distclean help
 .DEFAULT_GOAL := help
 help:
 	@sed -n 's/^#   make/  make/p' Makefile
@@ -62,36 +62,46 @@ config-%: tree
 # Only the debug kernel is built with clippy (it compiles and lints at once).
 KFLAGS_check := CLIPPY=1
 
+# What each flavour builds. The P2PDMA=n build test compiles what this project
+# adds or patches (the kernel crate and its helpers, the PCI, dma-buf and misc
+# device code, the samples) without linking a kernel nobody boots.
+TARGETS          := bzImage modules
+TARGETS_nop2pdma := rust/ drivers/pci/ drivers/dma-buf/ drivers/char/ samples/
+
 kernel-%: config-%
 	@echo "[build] $* kernel (O=build/$*) $(KFLAGS_$*)"
-	@set -o pipefail; $(call KMAKE,$*) -s $(KFLAGS_$*) bzImage modules 2>&1 | tee $(BUILD)/$*/build.log
+	@set -o pipefail; $(call KMAKE,$*) -s $(KFLAGS_$*) $(or $(TARGETS_$*),$(TARGETS)) 2>&1 | tee $(BUILD)/$*/build.log
 	@harness/no-warnings.sh "$* build $(KFLAGS_$*)" $(BUILD)/$*/build.log
 
 # --- guest: initramfs with busybox, the runner, selftests, modules -------
 initramfs-%: kernel-%
 	@$(ENV) harness/initramfs.sh $(KSRC) $(BUILD)/$* $(BUILD)/$*/initramfs.cpio
 
-# $(call boot,FLAVOUR,CPU,LOG,RUNNER MODE): boot build/FLAVOUR in the QEMU
-# topology; the log is judged afterwards, so a failed boot does not stop make.
+# $(call boot,FLAVOUR,CPU,LOG,RUNNER MODE): the shell command that boots
+# build/FLAVOUR in the QEMU topology; the log is judged afterwards, so a failed
+# boot does not stop make.
 # $(call vm,FLAVOUR,LOG) is the folder of the boot's device files (shared
 # memory, NVMe image), build/FLAVOUR/vm-LOG, which the host-side checks read.
 vm = $(BUILD)/$(1)/vm-$(basename $(2))
-define boot
-	@echo "[qemu] $(1) kernel, mode $(4) ($(ACCEL), cpu $(2))"
-	@CPU=$(2) ACCEL=$(ACCEL) TIMEOUT=$(TIMEOUT) harness/qemu.sh \
+boot = { echo "[qemu] $(1) kernel, mode $(4) ($(ACCEL), cpu $(2))"; \
+	CPU=$(2) ACCEL=$(ACCEL) TIMEOUT=$(TIMEOUT) harness/qemu.sh \
 		$(BUILD)/$(1)/arch/x86/boot/bzImage $(BUILD)/$(1)/initramfs.cpio \
-		$(call vm,$(1),$(3)) $(BUILD)/$(1)/$(3) p2pdma.mode=$(4) $(APPEND_$(1)) || true
-endef
+		$(call vm,$(1),$(3)) $(BUILD)/$(1)/$(3) p2pdma.mode=$(4) $(APPEND_$(1)) || true; }
 APPEND_check := kmemleak=on
 
 boot-run: initramfs-run
-	$(call boot,run,$(CPU),guest.log,run)
+	@$(call boot,run,$(CPU),guest.log,run)
 boot-check: initramfs-check
-	$(call boot,check,$(CPU),guest.log,check)
+	@$(call boot,check,$(CPU),guest.log,check)
 # The debug kernel once more with an AMD Zen CPU model: the P2PDMA host-bridge
 # check accepts it, so root-bus pairs map through the host bridge.
 boot-check-epyc: initramfs-check
-	$(call boot,check,EPYC,guest-epyc.log,check)
+	@$(call boot,check,EPYC,guest-epyc.log,check)
+# Both at once: much of a check boot is spent waiting (edu transfers,
+# hot-unplug, kmemleak's grace period), so the two take little more than one.
+boots-check: initramfs-check
+	@$(call boot,check,$(CPU),guest.log,check) & \
+	$(call boot,check,EPYC,guest-epyc.log,check) & wait
 
 # --- the two commands ---------------------------------------------------
 run: boot-run
@@ -106,14 +116,22 @@ static: tree config-check
 	@set -o pipefail; $(call KMAKE,check) -s rustdoc 2>&1 | tee $(BUILD)/check/rustdoc.log
 	@harness/no-warnings.sh "make rustdoc" $(BUILD)/check/rustdoc.log
 
-check: static kernel-nop2pdma boot-check boot-check-epyc
-	@python3 harness/results.py $(KSRC) \
+# Code that must not compile (tests/compile-fail/*.rs), each with a twin that
+# must, built as external modules against the debug kernel; judged with the
+# boots by results.py.
+compile-fail: kernel-check
+	@echo "[compile-fail] tests/compile-fail against build/check"
+	@$(ENV) python3 harness/compile_fail.py $(KSRC) $(BUILD)/check $(CURDIR)/tests/compile-fail \
+		$(BUILD)/compile-fail $(JOBS) || true
+
+check: static compile-fail kernel-nop2pdma boots-check
+	@python3 harness/results.py $(KSRC) compile-fail=$(BUILD)/compile-fail/results.ktap \
 		$(foreach l,guest.log guest-epyc.log,$(BUILD)/check/$(l):$(call vm,check,$(l)))
 
 # Benchmarks run on the plain (non-debug) kernel; they print figures and fail
 # only when a benchmark does not run.
 bench: initramfs-run
-	$(call boot,run,$(CPU),bench.log,bench)
+	@$(call boot,run,$(CPU),bench.log,bench)
 	@harness/bench.sh $(BUILD)/run/bench.log
 
 # The library's KUnit suite the way a reviewer runs it: kunit.py with
@@ -127,7 +145,7 @@ kunit: tree
 		--make_options LLVM=$$P2PDMA_LLVM --make_options BINDGEN=$$P2PDMA_BINDGEN
 
 clean:
-	rm -rf $(BUILD)/run $(BUILD)/check $(BUILD)/nop2pdma $(BUILD)/kunit
+	rm -rf $(BUILD)/run $(BUILD)/check $(BUILD)/nop2pdma $(BUILD)/kunit $(BUILD)/compile-fail
 
 distclean:
 	rm -rf $(BUILD)

@@ -2,14 +2,15 @@
 # SPDX-License-Identifier: GPL-2.0
 """Judge the boots of `make check`.
 
-Usage: results.py KSRC LOG[:VMDIR] ...
+Usage: results.py KSRC [SUITE=KTAP ...] LOG[:VMDIR] ...
 
 For each guest console log: the KUnit results printed at boot (Rust doctests
 and #[kunit_tests] included), the kselftests (their TAP, and the exit status
 of run_kselftest.sh), the kernel's KASAN KUnit suite (run at the end of the
 boot) and, when the boot's VM directory is given, the host-side data checks
 of the peer-to-peer tests (hostcheck.py). All TAP/KTAP is read with the
-kernel's own parser, tools/testing/kunit/kunit_parser.py.
+kernel's own parser, tools/testing/kunit/kunit_parser.py. SUITE=KTAP adds
+the results of a host-side suite (such as the compile-fail cases) once.
 
 Prints a table per boot with every failed or skipped test and the first
 kernel report quoted, and ends with one line ``N passed, N failed`` (``, N
@@ -256,7 +257,26 @@ def main():
     kp, printer = kunit_parser(sys.argv[1])
     total = [0, 0, 0]
     all_ok = True
-    for arg in sys.argv[2:]:
+    for arg in [a for a in sys.argv[2:] if "=" in a]:
+        label, _, path = arg.partition("=")
+        print("== %s (%s)" % (label, path))
+        problems = []
+        res = parse(kp, printer, open(path).read().splitlines(), label, problems) \
+            if os.path.exists(path) else []
+        if not os.path.exists(path):
+            problems.append("%s did not run (no %s)" % (label, path))
+        p = sum(1 for st, _ in res if st == "pass")
+        f = sum(1 for st, _ in res if st != "pass")
+        for st, name in res:
+            if st != "pass":
+                print("  %s  %s: %s" % (st.upper(), label, name))
+        for pr in problems:
+            print("  ERROR %s" % pr)
+        f = f or len(problems)
+        print("  %s: %d passed, %d failed" % (label, p, f))
+        total = [total[0] + p, total[1] + f, total[2]]
+        all_ok = all_ok and not f
+    for arg in [a for a in sys.argv[2:] if "=" not in a]:
         log, _, vm = arg.partition(":")
         print("== %s" % log)
         p, f, s, ok = judge(kp, printer, log, vm or None)

@@ -1,0 +1,20 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! C5: the dma-buf `Exporter` is made in probe, with the device lock held.
+
+use kernel::{
+    device::{Bound, Core},
+    p2pdma::{Exporter, P2pdma},
+    pci,
+    prelude::*,
+};
+
+#[allow(dead_code)]
+fn export(pdev: &pci::Device<Core<'_>>, bound: &pci::Device<Bound>) -> Result {
+    let p2p = P2pdma::init(pdev)?;
+    #[cfg(cf_neg)]
+    let _ = (pdev, Exporter::new(bound, &p2p)?); //~ E0308
+    #[cfg(not(cf_neg))]
+    let _ = (bound, Exporter::new(pdev, &p2p)?);
+    Ok(())
+}

@@ -1,0 +1,25 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! An `Exporter<'bound>` cannot be kept past the binding it was made in (here: handed to
+//! something that keeps it forever); its `'static` handle is the way to do that.
+
+use kernel::{
+    device::Core,
+    p2pdma::{Exporter, ExporterHandle, P2pdma},
+    pci,
+    prelude::*,
+};
+
+#[allow(dead_code)]
+fn keep_forever<T: 'static>(_: T) {}
+
+#[allow(dead_code)]
+fn export(pdev: &pci::Device<Core<'_>>) -> Result {
+    let p2p = P2pdma::init(pdev)?;
+    let exporter = Exporter::new(pdev, &p2p)?;
+    #[cfg(cf_neg)]
+    keep_forever::<Exporter<'_>>(exporter); //~ E0521
+    #[cfg(not(cf_neg))]
+    keep_forever::<ExporterHandle>(exporter.handle());
+    Ok(())
+}
