@@ -12,6 +12,7 @@ fi
 echo "$out"
 echo
 echo "ratio_to_c: ns per lookup divided by C's pci_p2pdma_state() hit (goal: rust_provider and rust_page <= 1.000)"
-awk '$1 == "bench" && $2 == "map_state_hit" && $3 != "c_page" {
-	print "  " $3 ": " ($NF <= 1.0 ? "goal met" : "goal MISSED") " (" $NF ")" }' <<<"$out"
+awk '/^# / { dev = $2; sub(/.*p2pdma_rs-/, "", dev) }
+	$1 == "bench" && $2 == "map_state_hit" && $3 != "c_page" {
+	print "  " dev " " $3 ": " ($NF <= 1.0 ? "goal met" : "goal MISSED") " (" $NF ")" }' <<<"$out"
 echo "Whole log: $LOG"

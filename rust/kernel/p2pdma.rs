@@ -23,10 +23,12 @@
 //!
 //! # Locking
 //!
-//! Enabling P2PDMA ([`P2pdma::init`]), adding p2pmem ([`P2pdma::add_p2pmem`]) and making a
-//! dma-buf [`Exporter`] change the device's P2PDMA state with C code that relies on the
-//! device lock, so they take the device in its `Core` context (`&pci::Device<Core>`,
-//! which only bus callbacks such as `probe()` have). Everything else works with a bound
+//! Enabling P2PDMA ([`P2pdma::init`]) and adding p2pmem ([`P2pdma::add_p2pmem`]) change the
+//! device's P2PDMA state with C code that relies on the device lock, so they take the
+//! device in its `Core` context (`&pci::Device<Core>`, which only the bus callbacks that
+//! the driver core calls with the device lock held, such as `probe()`, have). A dma-buf
+//! [`Exporter`] only reads that state, but is made in `probe()` too: it belongs to the
+//! binding it is made in, which revokes its exports. Everything else works with a bound
 //! device.
 //!
 //! Every DMA mapping made for a provider must be gone before the provider's driver

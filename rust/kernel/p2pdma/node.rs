@@ -30,8 +30,8 @@ pub trait NodeFile: Sized + Send + Sync + 'static {
     /// The data every file of the node is opened with.
     type Data: Send + Sync + 'static;
 
-    /// The module whose code runs for the files, `&THIS_MODULE`: it cannot be unloaded while
-    /// one of them is open ([`MiscDevice::OWNER`]).
+    /// The module that contains this implementation (`&THIS_MODULE`): it cannot be unloaded
+    /// while a file of the node is open ([`MiscDevice::OWNER`]).
     const OWNER: &'static ThisModule;
 
     /// Opens a file of the node whose data is `data`.
