@@ -18,8 +18,11 @@
 //! its driver is unbound. [`P2pdma`] and [`P2pdmaProvider`] borrow the bound device
 //! (`&'bound pci::Device<Bound>`), so a provider cannot be kept past the binding it
 //! belongs to: driver data holding one is dropped before the device's resources are
-//! released. Where a `'static` handle is needed (a debugfs file, a work item), use
-//! [`P2pdmaProvider::into_devres`], which revokes access on unbind.
+//! released. Where a `'static` holder is needed (a debugfs file, a work item), use
+//! [`P2pdmaProvider::into_devres`] or [`P2pmem::into_devres`]: the [`ProviderHandle`] or
+//! [`P2pmemHandle`] in the `Devres` is neither `Copy` nor `Clone` and lends the provider or
+//! pool only while the `Devres` guard (or `access()`) borrows it, and no provider or pool
+//! hands out a bound device, so nothing escapes the binding.
 //!
 //! # Locking
 //!
@@ -71,13 +74,15 @@ pub use p2pmem::{
     find_p2pmem,
     P2pmem,
     P2pmemAlloc,
+    P2pmemHandle,
     P2pmemSgl,
     P2PMEM_ALIGN, //
 };
 pub use provider::{
     BarIndex,
     P2pdma,
-    P2pdmaProvider, //
+    P2pdmaProvider,
+    ProviderHandle, //
 };
 pub use state::MapState;
 

@@ -51,7 +51,9 @@ use kernel::{
         P2pdma,
         P2pdmaProvider,
         P2pmem,
-        PciDevices, //
+        P2pmemHandle,
+        PciDevices,
+        ProviderHandle, //
     },
     page::PAGE_SIZE,
     pci,
@@ -68,10 +70,10 @@ const MAX_CHUNKS: usize = 64;
 /// What the debugfs files of one device read.
 struct Info {
     pdev: ARef<pci::Device>,
-    providers: KVec<Devres<P2pdmaProvider<'static>>>,
+    providers: KVec<Devres<ProviderHandle>>,
     /// Index in `providers` of the p2pmem BAR.
     p2pmem_provider: usize,
-    p2pmem: Devres<P2pmem<'static>>,
+    p2pmem: Devres<P2pmemHandle>,
     /// Text of the checks made while probing.
     probe: KVec<u8>,
 }
@@ -101,7 +103,8 @@ impl fmt::Display for Outcome {
 impl Info {
     fn show_providers(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         for p in &self.providers {
-            if let Some(p) = p.try_access() {
+            if let Some(guard) = p.try_access() {
+                let p = guard.provider();
                 f.write_fmt(fmt!(
                     "bar{} start {:#x} len {:#x} bus_offset {:#x} ",
                     p.bar().get(),
@@ -126,7 +129,10 @@ impl Info {
             for p in &self.providers {
                 // The distance query also fills the C map-type cache quietly, so the
                 // map-type query below does not log for unreachable pairs.
-                let dist = p.try_access_with(|p| (p.distance_to(c), p.map_type(c), p.bar()));
+                let dist = p.try_access_with(|h| {
+                    let p = h.provider();
+                    (p.distance_to(c), p.map_type(c), p.bar())
+                });
                 let Some((dist, map, bar)) = dist else {
                     return f.write_fmt(fmt!("{me} unbound\n"));
                 };
@@ -150,8 +156,11 @@ impl Info {
         let Some(pool) = self.p2pmem.try_access() else {
             return f.write_str("unbound\n");
         };
-        let bus_range = self.providers[self.p2pmem_provider]
-            .try_access_with(|p| (p.bus_addr(p.phys_start(), p.len()), p.len()));
+        let pool = pool.pool();
+        let bus_range = self.providers[self.p2pmem_provider].try_access_with(|h| {
+            let p = h.provider();
+            (p.bus_addr(p.phys_start(), p.len()), p.len())
+        });
         let Some((Ok(bus_start), bus_len)) = bus_range else {
             return f.write_str("unbound\n");
         };
@@ -197,6 +206,7 @@ impl Info {
             ) else {
                 return f.write_str("unbound\n");
             };
+            let (pool, p2p, other) = (pool.pool(), p2p.provider(), other.provider());
             let Ok(alloc) = pool.alloc(2 * PAGE_SIZE) else {
                 return f.write_str("p2pmem full\n");
             };
@@ -252,6 +262,7 @@ impl Info {
         ) else {
             return f.write_str("unbound\n");
         };
+        let (pool, p2p) = (pool.pool(), p2p.provider());
         let Ok(alloc) = pool.alloc(PAGE_SIZE) else {
             return f.write_str("p2pmem full\n");
         };

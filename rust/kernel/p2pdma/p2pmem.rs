@@ -134,8 +134,10 @@ pub struct P2pmem<'bound> {
 }
 
 impl<'bound> P2pmem<'bound> {
-    /// Returns the PCI device.
-    pub fn device(&self) -> &'bound pci::Device<Bound> {
+    /// Returns the PCI device (as a plain device, see [`P2pdmaProvider::device`]).
+    ///
+    /// [`P2pdmaProvider::device`]: super::P2pdmaProvider::device
+    pub fn device(&self) -> &'bound pci::Device {
         self.pdev
     }
 
@@ -184,11 +186,14 @@ impl<'bound> P2pmem<'bound> {
 
     /// Registers the pool handle as a device-managed resource, for holders that must be
     /// `'static`; access is revoked when the device is unbound.
-    pub fn into_devres(self) -> Result<Devres<P2pmem<'static>>> {
-        // SAFETY: `Devres` revokes access before the binding ends, so the handle never
-        // outlives it, as if it were `'bound`.
+    pub fn into_devres(self) -> Result<Devres<P2pmemHandle>> {
+        let dev = self.pdev.as_ref();
+        // SAFETY: The `'static` copy lives only inside the handle, which lends it for no
+        // longer than the handle is borrowed, i.e. within the `Devres` guard or `access()`,
+        // which `Devres` ends before the binding does.
         let pool: P2pmem<'static> = unsafe { core::mem::transmute(self) };
-        Devres::new(pool.pdev.as_ref(), pool)
+        // INVARIANT: see above.
+        Devres::new(dev, P2pmemHandle(pool))
     }
 }
 
@@ -319,4 +324,22 @@ pub fn find_p2pmem(clients: &[&device::Device]) -> Result<Option<ARef<pci::Devic
     // SAFETY: A non-NULL result is a PCI device with a reference held for us;
     // `pci::Device` is a transparent wrapper of `struct pci_dev`.
     Ok(NonNull::new(pdev).map(|p| unsafe { ARef::from_raw(p.cast()) }))
+}
+
+/// A [`P2pmem`] pool held in a [`Devres`] ([`P2pmem::into_devres`]).
+///
+/// Neither `Copy` nor `Clone`, and it lends the pool only for as long as it is itself
+/// borrowed: through the `Devres` guard or `Devres::access()`, never past the binding.
+///
+/// # Invariants
+///
+/// The pool exists while the handle is reachable, which `Devres` ends when the device is
+/// unbound; the `'static` in its type is never handed out.
+pub struct P2pmemHandle(P2pmem<'static>);
+
+impl P2pmemHandle {
+    /// Returns the pool, for as long as the handle is borrowed.
+    pub fn pool(&self) -> P2pmem<'_> {
+        self.0
+    }
 }

@@ -156,7 +156,10 @@ impl<'bound> P2pdmaProvider<'bound> {
     }
 
     /// Returns the provider's PCI device.
-    pub fn device(&self) -> &'bound pci::Device<Bound> {
+    ///
+    /// As a plain device: a bound device reference would let a holder of the provider call
+    /// `Devres::access()` of other resources of the device.
+    pub fn device(&self) -> &'bound pci::Device {
         self.pdev
     }
 
@@ -279,16 +282,37 @@ impl<'bound> P2pdmaProvider<'bound> {
 
     /// Registers the provider as a device-managed resource, for holders that must be
     /// `'static`; access is revoked when the device is unbound.
-    pub fn into_devres(self) -> Result<Devres<P2pdmaProvider<'static>>> {
+    pub fn into_devres(self) -> Result<Devres<ProviderHandle>> {
+        let dev = self.pdev.as_ref();
         // `Devres` revokes access before the provider is freed: its release runs before
         // the earlier-registered devres action of `pcim_p2pdma_init()` that frees it.
-        // SAFETY: So the provider never outlives its binding, as if it were `'bound`.
+        // SAFETY: The `'static` copy lives only inside the handle, which lends it for no
+        // longer than the handle is borrowed, i.e. within the `Devres` guard or `access()`.
         let provider: P2pdmaProvider<'static> = unsafe { core::mem::transmute(self) };
-        Devres::new(provider.pdev.as_ref(), provider)
+        // INVARIANT: see above.
+        Devres::new(dev, ProviderHandle(provider))
     }
 
     /// Returns the raw provider pointer, valid for `'bound`.
     pub(crate) fn as_raw(&self) -> *mut bindings::p2pdma_provider {
         self.raw.as_ptr()
+    }
+}
+
+/// A [`P2pdmaProvider`] held in a [`Devres`] ([`P2pdmaProvider::into_devres`]).
+///
+/// Neither `Copy` nor `Clone`, and it lends the provider only for as long as it is itself
+/// borrowed: through the `Devres` guard or `Devres::access()`, never past the binding.
+///
+/// # Invariants
+///
+/// The provider is valid while the handle is reachable, which `Devres` ends when the device
+/// is unbound; the `'static` in its type is never handed out.
+pub struct ProviderHandle(P2pdmaProvider<'static>);
+
+impl ProviderHandle {
+    /// Returns the provider, for as long as the handle is borrowed.
+    pub fn provider(&self) -> P2pdmaProvider<'_> {
+        self.0
     }
 }
