@@ -72,6 +72,12 @@ def kunit_parser(ksrc):
     return kp, null_printer
 
 
+# The last lines a failed test case printed (its TH_LOG / KUNIT_EXPECT
+# messages), shown under its FAIL line: CI prints only the summary.
+DIAG = {}
+DIAG_LINES = 8
+
+
 def leaves(kp, test, prefix=None):
     """[(status, name)] of the test cases of a parsed KTAP tree.
 
@@ -87,6 +93,7 @@ def leaves(kp, test, prefix=None):
         if test.status == kp.TestStatus.SKIPPED:
             why = getattr(test, "skip_reason", "")
             return [("skip", name + (" (%s)" % why if why else ""))]
+        DIAG[name] = [l.strip() for l in test.log if l.strip()][-DIAG_LINES:]
         return [("fail", name)]
     out = []
     for sub in test.subtests:
@@ -232,6 +239,8 @@ def judge(kp, printer, log, vm):
         for st, name in kept:
             if st != "pass":
                 print("  %s  %s: %s" % (st.upper(), label, name))
+            for line in DIAG.get(name, []) if st == "fail" else []:
+                print("        | " + line)
     for p in problems:
         print("  ERROR %s" % p)
     for n in notes:

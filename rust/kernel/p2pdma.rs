@@ -36,7 +36,9 @@
 //!
 //! Every DMA mapping made for a provider must be gone before the provider's driver
 //! finishes its `remove()`; for pageless providers this is the job of the mapping's
-//! owner (for example a dma-buf exporter revoking its importers).
+//! owner. A dma-buf [`Exporter`] revokes its importers, and an [`Importer`] detaches its
+//! imports, in the PCI remove callback before the driver's `unbind`: this is
+//! device-managed work, done even if the exporter or importer was leaked.
 
 #[cfg(CONFIG_RUST_P2PDMA_BENCH)]
 pub mod bench;
@@ -48,6 +50,7 @@ mod node;
 mod p2pmem;
 mod provider;
 mod state;
+mod unbind;
 
 pub use client::PciDevices;
 pub use dmabuf::{
@@ -58,7 +61,6 @@ pub use dmabuf::{
     Exporter,
     ExporterHandle,
     ExporterStatus,
-    Import,
     ImportRef,
     Importer,
     ImporterHandle,
@@ -85,6 +87,7 @@ pub use provider::{
     ProviderHandle, //
 };
 pub use state::MapState;
+pub(crate) use unbind::before_remove;
 
 #[cfg(CONFIG_RUST_P2PDMA_KUNIT_TEST)]
 mod tests;

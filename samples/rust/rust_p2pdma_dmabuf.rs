@@ -14,8 +14,9 @@
 //! - `P2PDMA_DMABUF_STATE`: where a BAR is, and the exporter's state.
 //!
 //! Unbinding, removing or hot-unplugging the device revokes everything for good before
-//! `remove()` returns ([`kernel::p2pdma::Exporter`] is dropped with the driver data); the
-//! dma-bufs and files that user space still holds then fail with `ENODEV`.
+//! `remove()` runs (device-managed work of [`kernel::p2pdma::Exporter`], done even if the
+//! exporter is leaked, which the `forget` parameter does for the selftests); the dma-bufs
+//! and files that user space still holds then fail with `ENODEV`.
 
 use kernel::{
     device::Core,
@@ -135,12 +136,14 @@ impl NodeFile for ExportFile {
 }
 
 /// What the driver keeps per device. Fields drop in order: first the node (no new files),
-/// then the exporter (every export revoked, synchronously).
+/// then the exporter (long revoked by then: see [`DmabufDriver::unbind`]).
 #[pin_data]
 struct DmabufSample<'bound> {
     #[pin]
     node: Node<ExportFile>,
-    exporter: Exporter<'bound>,
+    /// `None` if the `forget` parameter leaked it.
+    exporter: Option<Exporter<'bound>>,
+    handle: ExporterHandle,
 }
 
 struct DmabufDriver;
@@ -173,13 +176,33 @@ impl pci::Driver for DmabufDriver {
             let p2p = P2pdma::init(pdev)?;
             let exporter = Exporter::new(pdev, &p2p)?;
             let handle = exporter.handle();
+            let exporter = if *module_parameters::forget.value() != 0 {
+                // Test only: the library must revoke at unbind all the same.
+                core::mem::forget(exporter);
+                None
+            } else {
+                Some(exporter)
+            };
             let name = CString::try_from_fmt(fmt!("p2pdma-dmabuf-{}", pdev.as_ref().name()))?;
             dev_info!(pdev, "exporting BAR ranges through /dev/{}\n", &*name);
             Ok(try_pin_init!(DmabufSample {
-                node <- Node::new(name, handle),
+                node <- Node::new(name, handle.clone()),
                 exporter,
+                handle,
             }? Error))
         })
+    }
+
+    /// Runs in `remove()`: by now the exports are revoked for good; says so for the
+    /// selftests.
+    fn unbind<'bound>(pdev: &'bound pci::Device<Core<'_>>, this: Pin<&Self::Data<'bound>>) {
+        let status = this.handle.status();
+        dev_info!(
+            pdev,
+            "remove: revoked for good {}, {} mappings\n",
+            status.gone,
+            status.mappings
+        );
     }
 }
 
@@ -189,4 +212,10 @@ kernel::module_pci_driver! {
     authors: ["p2pdma-rs developers"],
     description: "Rust P2PDMA dma-buf exporter sample (VFIO-style, synchronous revocation)",
     license: "GPL v2",
+    params: {
+        forget: u32 {
+            default: 0,
+            description: "Test only: 1 leaks each device's Exporter (mem::forget) at probe",
+        },
+    },
 }

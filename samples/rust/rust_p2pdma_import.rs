@@ -207,8 +207,8 @@ struct ImportFile {
 }
 
 impl ImportFile {
-    fn with_import<R>(&self, f: impl FnOnce(&ImportRef) -> Result<R>) -> Result<R> {
-        match &*self.import.lock() {
+    fn with_import<R>(&self, f: impl FnOnce(&mut ImportRef) -> Result<R>) -> Result<R> {
+        match &mut *self.import.lock() {
             Some(import) => f(import),
             None => Err(ENOENT),
         }
@@ -326,12 +326,13 @@ impl NodeFile for ImportFile {
 }
 
 /// What the driver keeps per device: the node goes first (no new files), then the importer
-/// (every attachment stopped, unmapped and detached while the device is bound).
+/// (every attachment stopped, unmapped and detached before `remove()`, by the library).
 #[pin_data]
 struct ImportSample<'bound> {
     #[pin]
     node: Node<ImportFile>,
-    importer: Importer<'bound>,
+    /// `None` if the `forget` parameter leaked it.
+    importer: Option<Importer<'bound>>,
 }
 
 struct ImportDriver;
@@ -378,13 +379,20 @@ impl pci::Driver for ImportDriver {
                 GFP_KERNEL,
             )?;
             let stop_edu = edu.clone();
-            let importer = Importer::new(bound.as_ref(), DataDirection::FromDevice, move || {
+            let importer = Importer::new(pdev.as_ref(), DataDirection::FromDevice, move || {
                 // The edu cannot abort: wait for the transfer in flight.
                 let _ = stop_edu.wait_idle();
             })?;
             let data = NodeData {
                 edu,
                 importer: importer.handle(),
+            };
+            let importer = if *module_parameters::forget.value() != 0 {
+                // Test only: the library must detach at unbind all the same.
+                core::mem::forget(importer);
+                None
+            } else {
+                Some(importer)
             };
             let name = CString::try_from_fmt(fmt!("p2pdma-import-{}", pdev.as_ref().name()))?;
             dev_info!(pdev, "importing dma-bufs through /dev/{}\n", &*name);
@@ -402,4 +410,10 @@ kernel::module_pci_driver! {
     authors: ["p2pdma-rs developers"],
     description: "Rust P2PDMA dma-buf importer sample (QEMU edu DMA engine)",
     license: "GPL v2",
+    params: {
+        forget: u32 {
+            default: 0,
+            description: "Test only: 1 leaks each device's Importer (mem::forget) at probe",
+        },
+    },
 }

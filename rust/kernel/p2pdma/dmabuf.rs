@@ -11,15 +11,19 @@
 //! run synchronously by the exporter as VFIO does (`drivers/vfio/pci/vfio_pci_dmabuf.c`):
 //! take the reservation lock, mark the buffer revoked, `dma_buf_invalidate_mappings()`,
 //! wait for every fence (`DMA_RESV_USAGE_BOOKKEEP`), unlock, and wait until every importer
-//! has unmapped. [`Exporter`] borrows the provider device's binding (`'bound`) and runs that
-//! revocation when it is dropped, so it is done before the driver's `remove()` returns and
-//! before the providers are freed; the dma-bufs themselves may live on in user space,
-//! revoked for good.
+//! has unmapped. [`Exporter`] borrows the provider device's binding (`'bound`) and registers
+//! that revocation as device-managed work: it runs in the PCI remove callback, before the
+//! driver's own unbind work, even if the exporter was leaked, and always before the
+//! providers are freed; the dma-bufs themselves may live on in user space, revoked for good.
 //!
 //! Only dynamic importers that allow peer-to-peer and implement `invalidate_mappings` may
-//! attach (`dma_buf_attach_revocable()`); [`Import`] is such an importer.
+//! attach (`dma_buf_attach_revocable()`); [`ImportRef`] is such an importer.
 
 use super::{
+    unbind::{
+        self,
+        OnUnbind, //
+    },
     BarIndex,
     MapType,
     P2pdma, //
@@ -46,6 +50,7 @@ use crate::{
     sync::{
         aref::ARef,
         Arc,
+        ArcBorrow,
         CondVar,
         Mutex, //
     },
@@ -297,15 +302,29 @@ pub struct BarInfo {
 
 /// Exports ranges of the memory BARs of a bound PCI device as dma-bufs.
 ///
-/// Dropping it revokes every export synchronously, for good; drivers keep it in their
-/// driver data, so this happens when the device is unbound or removed (hot-unplug
-/// included), before the device's P2PDMA providers are freed. Use [`Exporter::handle`] for
-/// the `'static` handle a file or misc device needs: it keeps working until the drop and
-/// fails with `ENODEV` after it.
+/// When the device is unbound (or removed, hot-unplug included), every export is revoked
+/// synchronously and for good: every importer has been told to stop and has unmapped before
+/// the driver's [`unbind`](pci::Driver::unbind) runs, in the PCI remove callback (if probe
+/// fails, when the device's resources are released, before the P2PDMA providers are
+/// freed). This is device-managed work registered by [`Exporter::new`], so it happens even
+/// if the exporter was leaked; dropping the exporter only does it early. Use [`Exporter::handle`]
+/// for the `'static` handle a file or misc device needs: it fails with `ENODEV` once the
+/// exports are revoked for good.
+///
+/// # Invariants
+///
+/// `shared` is kept alive by the unbind work of `dev` (a device-managed resource) until
+/// `dev`'s resources are released, which comes after `'bound` ends.
 pub struct Exporter<'bound> {
-    handle: ExporterHandle,
-    _bound: PhantomData<P2pdma<'bound>>,
+    shared: ArcBorrow<'bound, Mutex<ExporterState>>,
+    dev: &'bound pci::Device<Bound>,
 }
+
+// SAFETY: `Mutex<ExporterState>` and `pci::Device<Bound>` are `Send` and `Sync`; the
+// exporter only borrows them.
+unsafe impl Send for Exporter<'_> {}
+// SAFETY: See `Send`.
+unsafe impl Sync for Exporter<'_> {}
 
 impl<'bound> Exporter<'bound> {
     /// Creates an exporter for the memory BARs of `p2p`'s device `pdev`, in its [`Core`]
@@ -331,27 +350,44 @@ impl<'bound> Exporter<'bound> {
             revoked: false,
             gone: false,
         };
-        Ok(Self {
-            handle: ExporterHandle(Arc::pin_init(new_mutex!(state), GFP_KERNEL)?),
-            _bound: PhantomData,
-        })
+        let shared = Arc::pin_init(new_mutex!(state), GFP_KERNEL)?;
+        let dev = p2p.device();
+        unbind::on_unbind(dev.as_ref(), shared.clone())?;
+        // SAFETY: The unbind work of `dev` now holds a reference until `dev`'s resources are
+        // released, after `'bound` (a lifetime of `Core`, which ends with the driver data).
+        // INVARIANT: As just said.
+        let shared = unsafe { ArcBorrow::from_raw(Arc::as_ptr(&shared)) };
+        Ok(Self { shared, dev })
     }
 
     /// Returns a handle that can outlive the binding.
     pub fn handle(&self) -> ExporterHandle {
-        self.handle.clone()
+        ExporterHandle(self.shared.into())
+    }
+
+    /// Revokes every export for good now, as unbinding does; the handles fail with
+    /// `ENODEV` from now on. Dropping the exporter does the same.
+    pub fn revoke_all(&self) {
+        self.shared.unbind();
     }
 }
 
-impl Drop for Exporter<'_> {
-    fn drop(&mut self) {
-        let mut state = self.handle.0.lock();
+impl OnUnbind for Mutex<ExporterState> {
+    fn unbind(&self) {
+        let mut state = self.lock();
         state.gone = true;
         state.revoked = true;
         state.bars = [None; 6];
         for export in state.exports.drain_all() {
             export.set_revoked(true);
         }
+    }
+}
+
+impl Drop for Exporter<'_> {
+    fn drop(&mut self) {
+        self.shared.unbind();
+        unbind::forget_unbind(self.dev.as_ref(), ptr::from_ref(&*self.shared).cast());
     }
 }
 
@@ -633,7 +669,7 @@ struct ImportState {
 ///
 /// `dmabuf` holds a reference of the buffer and `attach` is its attachment to `dev`, with
 /// `state` as importer data; both live until drop.
-pub struct Import {
+pub(super) struct Import {
     dmabuf: *mut bindings::dma_buf,
     attach: *mut bindings::dma_buf_attachment,
     state: KBox<ImportState>,
@@ -662,7 +698,7 @@ impl Import {
     /// must stop (or wait for) the device's DMA to the buffer, and should not sleep for
     /// long. Fails with `EBADF` or `EINVAL` for a bad fd, and with the exporter's errno (for
     /// example `ENODEV` for a revoked buffer).
-    pub fn new(
+    pub(super) fn new(
         fd: i32,
         dev: &device::Device<Bound>,
         dir: DataDirection,
@@ -709,7 +745,7 @@ impl Import {
     ///
     /// The ranges may be invalidated as soon as this returns; a device must only be started
     /// on them inside [`Self::with_mapping`].
-    pub fn map(&self) -> Result<KVec<DmaRange>> {
+    pub(super) fn map(&self) -> Result<KVec<DmaRange>> {
         // SAFETY: `dmabuf` lives until drop (type invariant); we do not hold its lock.
         let _resv = unsafe { ResvGuard::lock(self.dmabuf) };
         // SAFETY: `_resv` holds the reservation lock.
@@ -723,7 +759,10 @@ impl Import {
     /// seen by the exporter's revocation, which then waits for the `stop` function of
     /// [`Import::new`]. The map type is known for buffers of [`ExporterHandle::export`]
     /// (`None` for other exporters).
-    pub fn with_mapping<R>(&self, f: impl FnOnce(&[DmaRange], Option<MapType>) -> R) -> Result<R> {
+    pub(super) fn with_mapping<R>(
+        &self,
+        f: impl FnOnce(&[DmaRange], Option<MapType>) -> R,
+    ) -> Result<R> {
         // SAFETY: `dmabuf` lives until drop (type invariant); we do not hold its lock.
         let _resv = unsafe { ResvGuard::lock(self.dmabuf) };
         // SAFETY: `_resv` holds the reservation lock.
@@ -769,6 +808,23 @@ impl Import {
                 bindings::dma_buf_map_attachment(self.attach, self.state.dir)
             })?;
             self.state.sgt.store(sgt, Ordering::Relaxed);
+            // A dynamic importer must wait for the exporter's kernel fences (a buffer being
+            // moved) before the device uses the mapping, as RDMA's does.
+            // SAFETY: `dmabuf` is alive (type invariant) and its reservation lock held.
+            let ret = unsafe {
+                bindings::dma_resv_wait_timeout(
+                    (*self.dmabuf).resv,
+                    bindings::dma_resv_usage_DMA_RESV_USAGE_KERNEL,
+                    true,
+                    // MAX_SCHEDULE_TIMEOUT
+                    c_long::MAX as c_ulong,
+                )
+            };
+            if ret < 0 {
+                // SAFETY: The reservation lock is held; `attach` is valid.
+                unsafe { unmap_locked(self.attach, &self.state) };
+                return Err(Error::from_errno(ret as i32));
+            }
         }
         // SAFETY: `sgt` is the attachment's mapping; it is neither freed nor changed while
         // the caller holds the reservation lock.
@@ -788,7 +844,7 @@ impl Import {
     }
 
     /// Unmaps the buffer if it is mapped.
-    pub fn unmap(&self) {
+    pub(super) fn unmap(&self) {
         // SAFETY: As in `map`.
         let _resv = unsafe { ResvGuard::lock(self.dmabuf) };
         // SAFETY: The reservation lock is held; `attach` is valid.
@@ -796,12 +852,12 @@ impl Import {
     }
 
     /// Returns `true` if the buffer is mapped now.
-    pub fn is_mapped(&self) -> bool {
+    pub(super) fn is_mapped(&self) -> bool {
         !self.state.sgt.load(Ordering::Relaxed).is_null()
     }
 
     /// Returns how many times the exporter invalidated the mapping.
-    pub fn invalidations(&self) -> u32 {
+    pub(super) fn invalidations(&self) -> u32 {
         self.state.invalidations.load(Ordering::Relaxed)
     }
 }
@@ -871,24 +927,40 @@ type Slot = Mutex<Option<Import>>;
 
 /// Imports dma-bufs for a bound device, on behalf of files and other `'static` users.
 ///
-/// Dropping it (drivers keep it in their driver data) detaches every import while the device
-/// is still bound; the [`ImporterHandle`]s and [`ImportRef`]s then fail with `ENODEV`.
+/// When the device is unbound, every import is stopped, unmapped and detached while the
+/// device is still bound: for a PCI device in its remove callback, before the driver's
+/// [`unbind`](pci::Driver::unbind) runs; for other devices (and a failed probe) when the
+/// device's resources are released. This is device-managed work registered
+/// by [`Importer::new`], so it happens even if the importer was leaked; dropping it only
+/// does it early. The [`ImporterHandle`]s and [`ImportRef`]s then fail with `ENODEV`.
+///
+/// # Invariants
+///
+/// `shared` is kept alive by the unbind work of `dev` (a device-managed resource) until
+/// `dev`'s resources are released, which comes after `'bound` ends.
 pub struct Importer<'bound> {
-    handle: ImporterHandle,
-    _bound: PhantomData<&'bound device::Device<Bound>>,
+    shared: ArcBorrow<'bound, Mutex<ImporterState>>,
+    dev: &'bound device::Device<Bound>,
 }
 
+// SAFETY: `Mutex<ImporterState>` and `Device<Bound>` are `Send` and `Sync`; the importer
+// only borrows them.
+unsafe impl Send for Importer<'_> {}
+// SAFETY: See `Send`.
+unsafe impl Sync for Importer<'_> {}
+
 impl<'bound> Importer<'bound> {
-    /// Creates an importer for `dev`, mapping in direction `dir`.
+    /// Creates an importer for `dev`, mapping in direction `dir`, in its [`Core`] context
+    /// (probe): it belongs to the binding it is made in, whose unbind detaches its imports.
     ///
-    /// `stop` is called in every invalidation, as for [`Import::new`]: it must stop the
-    /// device's DMA to the buffers, and it may run after the device is unbound (when it
-    /// should find nothing to do).
+    /// `stop` is called in every invalidation, as for [`ImportRef::with_mapping`]: it must
+    /// stop the device's DMA to the buffers before it returns.
     pub fn new(
-        dev: &'bound device::Device<Bound>,
+        dev: &'bound device::Device<Core<'_>>,
         dir: DataDirection,
         stop: impl Fn() + Send + Sync + 'static,
     ) -> Result<Self> {
+        let dev: &'bound device::Device<Bound> = dev;
         let stop: Arc<dyn Fn() + Send + Sync> = Arc::new(stop, GFP_KERNEL)?;
         let state = ImporterState {
             dev: dev.into(),
@@ -897,26 +969,42 @@ impl<'bound> Importer<'bound> {
             gone: false,
             slots: KVec::new(),
         };
-        Ok(Self {
-            handle: ImporterHandle(Arc::pin_init(new_mutex!(state), GFP_KERNEL)?),
-            _bound: PhantomData,
-        })
+        let shared = Arc::pin_init(new_mutex!(state), GFP_KERNEL)?;
+        unbind::on_unbind(dev, shared.clone())?;
+        // SAFETY: The unbind work of `dev` now holds a reference until `dev`'s resources are
+        // released, after `'bound` (a lifetime of `Core`, which ends with the driver data).
+        // INVARIANT: As just said.
+        let shared = unsafe { ArcBorrow::from_raw(Arc::as_ptr(&shared)) };
+        Ok(Self { shared, dev })
     }
 
     /// Returns a handle that can outlive the binding.
     pub fn handle(&self) -> ImporterHandle {
-        self.handle.clone()
+        ImporterHandle(self.shared.into())
+    }
+
+    /// Stops, unmaps and detaches every import now, as unbinding does; the handles fail with
+    /// `ENODEV` from now on. Dropping the importer does the same.
+    pub fn detach_all(&self) {
+        self.shared.unbind();
     }
 }
 
-impl Drop for Importer<'_> {
-    fn drop(&mut self) {
-        let mut state = self.handle.0.lock();
+impl OnUnbind for Mutex<ImporterState> {
+    fn unbind(&self) {
+        let mut state = self.lock();
         state.gone = true;
         for slot in state.slots.drain_all() {
             // Detaches while the device is still bound.
             drop(slot.lock().take());
         }
+    }
+}
+
+impl Drop for Importer<'_> {
+    fn drop(&mut self) {
+        self.shared.unbind();
+        unbind::forget_unbind(self.dev, ptr::from_ref(&*self.shared).cast());
     }
 }
 
@@ -926,15 +1014,16 @@ pub struct ImporterHandle(Arc<Mutex<ImporterState>>);
 
 impl ImporterHandle {
     /// Attaches the dma-buf of file descriptor `fd` (of the calling process), as
-    /// [`Import::new`] does. Fails with `ENODEV` once the device is gone.
+    /// an [`ImportRef`]. Fails with `EBADF` or `EINVAL` for a bad fd, `ENODEV` once the
+    /// device is gone, and with the exporter's errno (`ENODEV` for a revoked buffer).
     pub fn import(&self, fd: i32) -> Result<ImportRef> {
         let mut state = self.0.lock();
         if state.gone {
             return Err(ENODEV);
         }
         state.slots.reserve(1, GFP_KERNEL)?;
-        // SAFETY: `gone` is false under the lock, so `dev` is bound, and it stays bound
-        // until `Importer::drop` takes this lock.
+        // SAFETY: `gone` is false under the lock, so `dev` is bound: the unbind work of
+        // `Importer::new` sets it, under this lock, before the device's resources go.
         let dev = unsafe { state.dev.as_bound() };
         let import = Import::new(fd, dev, state.dir, Some(state.stop.clone()))?;
         let slot = Arc::pin_init(new_mutex!(Some(import)), GFP_KERNEL)?;
@@ -947,9 +1036,21 @@ impl ImporterHandle {
     }
 }
 
-/// An import of an [`ImporterHandle`]; dropping it detaches.
+/// A dynamic, peer-to-peer attachment of a dma-buf to the device of an [`ImporterHandle`],
+/// and its mapping; dropping it stops the device (the importer's `stop`), unmaps and detaches.
 ///
-/// Every method fails with `ENODEV` once the [`Importer`] is gone.
+/// When the exporter invalidates the buffer, the attachment calls `stop` and unmaps, inside
+/// the invalidation; [`ImportRef::map`] maps again once the exporter allows it. Every method
+/// fails with `ENODEV` once the [`Importer`] is gone (its device unbound).
+///
+/// # Context
+///
+/// The methods sleep and take, in this order, the import's own lock and the buffer's
+/// reservation lock (a `ww_mutex`, taken without an acquire context). Call them with no
+/// reservation lock held and no lock that the importer's `stop` function takes: `stop` runs
+/// with the reservation lock held, in the exporter's revocation (which may hold the
+/// exporter's locks and, at unbind, its device lock). `stop` itself must not call into the
+/// import or importer, nor take a reservation lock.
 pub struct ImportRef {
     slot: Arc<Slot>,
     importer: ImporterHandle,
@@ -957,25 +1058,40 @@ pub struct ImportRef {
 
 impl ImportRef {
     fn with<R>(&self, f: impl FnOnce(&Import) -> Result<R>) -> Result<R> {
-        // The slot's lock keeps `Importer::drop` from detaching (and the device from being
-        // unbound) while `f` uses the attachment.
+        // The slot's lock keeps the importer's unbind work from detaching (and so the device
+        // from being unbound) while `f` uses the attachment.
         match &*self.slot.lock() {
             Some(import) => f(import),
             None => Err(ENODEV),
         }
     }
 
-    /// As [`Import::map`].
+    /// Maps the buffer for the device, if it is not mapped, waits for the exporter's kernel
+    /// fences (a buffer being moved), and returns its DMA ranges.
+    ///
+    /// The ranges may be invalidated as soon as this returns: start the device on them only
+    /// inside [`Self::with_mapping`]. Fails with the exporter's errno (`ENODEV` for a
+    /// revoked buffer of [`ExporterHandle::export`]).
     pub fn map(&self) -> Result<KVec<DmaRange>> {
         self.with(Import::map)
     }
 
-    /// As [`Import::with_mapping`].
-    pub fn with_mapping<R>(&self, f: impl FnOnce(&[DmaRange], Option<MapType>) -> R) -> Result<R> {
+    /// Maps the buffer as [`Self::map`] does and calls `f` with its DMA ranges and the map
+    /// type, while the mapping cannot be invalidated.
+    ///
+    /// `f` runs with the buffer's reservation lock held: DMA the device starts in `f` is
+    /// seen by the exporter's revocation, which then waits for the importer's `stop`. `f`
+    /// must not sleep for long, copy from or to user space, or take a reservation lock; it
+    /// cannot reach this import (borrowed mutably here). The map type is known for buffers
+    /// of [`ExporterHandle::export`] (`None` for other exporters).
+    pub fn with_mapping<R>(
+        &mut self,
+        f: impl FnOnce(&[DmaRange], Option<MapType>) -> R,
+    ) -> Result<R> {
         self.with(|i| i.with_mapping(f))
     }
 
-    /// As [`Import::unmap`].
+    /// Stops the device (the importer's `stop`) and unmaps the buffer, if it is mapped.
     pub fn unmap(&self) -> Result {
         self.with(|i| {
             i.unmap();
@@ -983,12 +1099,12 @@ impl ImportRef {
         })
     }
 
-    /// As [`Import::is_mapped`].
+    /// Returns `true` if the buffer is mapped now.
     pub fn is_mapped(&self) -> Result<bool> {
         self.with(|i| Ok(i.is_mapped()))
     }
 
-    /// As [`Import::invalidations`].
+    /// Returns how many times the exporter invalidated the mapping.
     pub fn invalidations(&self) -> Result<u32> {
         self.with(|i| Ok(i.invalidations()))
     }

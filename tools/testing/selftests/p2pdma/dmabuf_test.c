@@ -398,6 +398,21 @@ static void release_live(struct live *l)
 		close(l->buf[i]);
 }
 
+/* How many lines of the kernel log contain @needle. */
+static int klog_count(const char *needle)
+{
+	FILE *f = popen("dmesg", "r");
+	char line[512];
+	int n = 0;
+
+	if (!f)
+		return -1;
+	while (fgets(line, sizeof(line), f))
+		n += !!strstr(line, needle);
+	pclose(f);
+	return n;
+}
+
 /* The exporter is back: live buffers and mappings again, all given back. */
 static void works_again(struct __test_metadata *_metadata,
 			struct _test_data_dmabuf *self)
@@ -442,14 +457,29 @@ static void check_gone(struct __test_metadata *_metadata,
 	self->exp = -1;
 }
 
-TEST_F(dmabuf, unbind_with_live_mappings_then_rebind)
+/*
+ * Unbind the exporter with live mappings: revoked before the driver's remove()
+ * ran (the sample's remove() logs what it finds), then everything is gone.
+ */
+static void unbind_live_exporter(struct __test_metadata *_metadata,
+				 struct _test_data_dmabuf *self)
 {
+	char line[128];
 	struct live l;
+	int before;
 
 	make_live(_metadata, self, &l);
+	snprintf(line, sizeof(line), "%s: remove: revoked for good true, 0 mappings",
+		 self->exp_bdf);
+	before = klog_count(line);
 	ASSERT_EQ(0, write_str("/sys/bus/pci/drivers/" EXPORTER "/unbind", self->exp_bdf));
+	EXPECT_EQ(before + 1, klog_count(line));
 	check_gone(_metadata, self, &l);
+}
 
+TEST_F(dmabuf, unbind_with_live_mappings_then_rebind)
+{
+	unbind_live_exporter(_metadata, self);
 	ASSERT_EQ(0, write_str("/sys/bus/pci/drivers/" EXPORTER "/bind", self->exp_bdf));
 	works_again(_metadata, self);
 }
@@ -493,6 +523,59 @@ TEST_F(dmabuf, rmmod_with_open_node_fails_until_closed)
 	EXPECT_EQ(0, unload(EXPORTER));
 
 	/* Both come back; the exporter's device keeps its driver_override. */
+	ASSERT_EQ(0, system("modprobe " EXPORTER " && modprobe " IMPORTER));
+	works_again(_metadata, self);
+}
+
+/*
+ * Both samples leak their Exporter and Importer (mem::forget, module parameter
+ * forget=1): the library's device-managed unbind work still revokes, unmaps
+ * and detaches, before remove() runs (the exporter's remove() logs what it
+ * finds), and nothing is reported (KASAN, lockdep, kmemleak run after).
+ */
+TEST_F(dmabuf, leaked_exporter_and_importer_still_revoke_and_detach)
+{
+	struct p2pdma_import_status s;
+	struct p2pdma_import_range m;
+	struct p2pdma_dmabuf_state st;
+	struct live l;
+	int i;
+
+	close(self->exp);
+	self->exp = -1;
+	ASSERT_EQ(0, unload(IMPORTER));
+	ASSERT_EQ(0, unload(EXPORTER));
+	ASSERT_EQ(0, system("modprobe " EXPORTER " forget=1 && modprobe " IMPORTER " forget=1"));
+	ASSERT_EQ(0, claim(self->exp_bdf));
+	self->exp = open_node("dmabuf", self->exp_bdf);
+	ASSERT_LE(0, self->exp);
+
+	/* The provider's driver goes: revoked before its remove() ran. */
+	unbind_live_exporter(_metadata, self);
+	ASSERT_EQ(0, write_str("/sys/bus/pci/drivers/" EXPORTER "/bind", self->exp_bdf));
+	self->exp = open_node("dmabuf", self->exp_bdf);
+	ASSERT_LE(0, self->exp);
+
+	/* The importing device's driver goes: every import stopped and detached. */
+	make_live(_metadata, self, &l);
+	ASSERT_EQ(0, state(self->exp, &st));
+	EXPECT_EQ(4, st.mappings);
+	ASSERT_EQ(0, write_str("/sys/bus/pci/drivers/" IMPORTER "/unbind", self->edu_sw));
+	ASSERT_EQ(0, state(self->exp, &st));
+	EXPECT_EQ(0, st.mappings);
+	for (i = 0; i < 4; i++) {
+		EXPECT_EQ(-ENODEV, imp_map(l.imp[i], &m, 1, NULL));
+		EXPECT_EQ(-ENODEV, imp_status(l.imp[i], &s));
+	}
+	release_live(&l);
+	EXPECT_TRUE(exports_gone(self->exp));
+	ASSERT_EQ(0, write_str("/sys/bus/pci/drivers/" IMPORTER "/bind", self->edu_sw));
+
+	/* Back to the defaults. */
+	close(self->exp);
+	self->exp = -1;
+	ASSERT_EQ(0, unload(IMPORTER));
+	ASSERT_EQ(0, unload(EXPORTER));
 	ASSERT_EQ(0, system("modprobe " EXPORTER " && modprobe " IMPORTER));
 	works_again(_metadata, self);
 }
