@@ -73,8 +73,8 @@ def errors(out, name):
 
 
 def build(ksrc, kout, work, target):
-    llvm = os.environ.get("P2PDMA_LLVM", "-22")
-    cmd = ["make", "-s", "-C", ksrc, "O=" + kout, "LLVM=" + llvm, "M=" + work, target + ".o"]
+    cmd = ["make", "-s", "-C", ksrc, "O=" + kout, "LLVM=" + os.environ["P2PDMA_LLVM"],
+           "M=" + work, target + ".o"]
     if os.environ.get("P2PDMA_BINDGEN"):
         cmd.append("BINDGEN=" + os.environ["P2PDMA_BINDGEN"])
     p = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
@@ -103,6 +103,8 @@ def judge(ksrc, kout, work, case, src):
 
 
 def main():
+    if "P2PDMA_LLVM" not in os.environ:
+        sys.exit("compile_fail.py: P2PDMA_LLVM is not set (run make setup first)")
     ksrc, kout, cases, work = map(os.path.abspath, sys.argv[1:5])
     jobs = sys.argv[5]
     shutil.rmtree(work, ignore_errors=True)

@@ -73,7 +73,8 @@ def kunit_parser(ksrc):
 
 
 # The last lines a failed test case printed (its TH_LOG / KUNIT_EXPECT
-# messages), shown under its FAIL line: CI prints only the summary.
+# messages), by full name (unique within one log), shown under its FAIL line:
+# CI prints only the summary. Cleared for each log.
 DIAG = {}
 DIAG_LINES = 8
 
@@ -160,8 +161,27 @@ def first_splat(sources, known):
     return None
 
 
+HEADER = "\n%-12s %8s %8s %8s" % ("suite", "passed", "failed", "skipped")
+
+
+def tally(label, res):
+    """Prints a suite's row, its failed and skipped cases (with what a failed one
+    printed last); returns (passed, failed, skipped)."""
+    p = sum(1 for st, _ in res if st == "pass")
+    f = sum(1 for st, _ in res if st == "fail")
+    s = sum(1 for st, _ in res if st == "skip")
+    print("%-12s %8d %8d %8d" % (label, p, f, s))
+    for st, name in res:
+        if st != "pass":
+            print("  %s  %s: %s" % (st.upper(), label, name))
+        for line in DIAG.get(name, []) if st == "fail" else []:
+            print("        | " + line)
+    return p, f, s
+
+
 def judge(kp, printer, log, vm):
     """Print one boot's table; return (passed, failed, skipped, ok)."""
+    DIAG.clear()
     raw = open(log, errors="replace").read().replace("\r", "").splitlines()
     lines = [TS.sub("", l) for l in raw]
     problems, notes = [], []
@@ -222,7 +242,7 @@ def judge(kp, printer, log, vm):
             problems.append("%s: %s did not pass (%s)" % (label, name, got or "missing"))
 
     passed = failed = skipped = 0
-    print("\n%-12s %8s %8s %8s" % ("suite", "passed", "failed", "skipped"))
+    print(HEADER)
     for label, res in results:
         kept = []
         for st, name in res:
@@ -231,16 +251,8 @@ def judge(kp, printer, log, vm):
                 notes.append("%s: %s left out (was %s): %s" % (label, name, st, why))
             else:
                 kept.append((st, name))
-        p = sum(1 for s, _ in kept if s == "pass")
-        f = sum(1 for s, _ in kept if s == "fail")
-        s = sum(1 for s, _ in kept if s == "skip")
+        p, f, s = tally(label, kept)
         passed, failed, skipped = passed + p, failed + f, skipped + s
-        print("%-12s %8d %8d %8d" % (label, p, f, s))
-        for st, name in kept:
-            if st != "pass":
-                print("  %s  %s: %s" % (st.upper(), label, name))
-            for line in DIAG.get(name, []) if st == "fail" else []:
-                print("        | " + line)
     for p in problems:
         print("  ERROR %s" % p)
     for n in notes:
@@ -274,16 +286,13 @@ def main():
             if os.path.exists(path) else []
         if not os.path.exists(path):
             problems.append("%s did not run (no %s)" % (label, path))
-        p = sum(1 for st, _ in res if st == "pass")
-        f = sum(1 for st, _ in res if st != "pass")
-        for st, name in res:
-            if st != "pass":
-                print("  %s  %s: %s" % (st.upper(), label, name))
+        print(HEADER)
+        p, f, s = tally(label, res)
         for pr in problems:
             print("  ERROR %s" % pr)
         f = f or len(problems)
-        print("  %s: %d passed, %d failed" % (label, p, f))
-        total = [total[0] + p, total[1] + f, total[2]]
+        print("  %s: %d passed, %d failed%s" % (label, p, f, ", %d skipped" % s if s else ""))
+        total = [total[0] + p, total[1] + f, total[2] + s]
         all_ok = all_ok and not f
     for arg in [a for a in sys.argv[2:] if "=" not in a]:
         log, _, vm = arg.partition(":")

@@ -30,9 +30,9 @@
 //! device's P2PDMA state with C code that relies on the device lock, so they take the
 //! device in its `Core` context (`&pci::Device<Core>`, which only the bus callbacks that
 //! the driver core calls with the device lock held, such as `probe()`, have). A dma-buf
-//! [`Exporter`] only reads that state, but is made in `probe()` too: it belongs to the
-//! binding it is made in, which revokes its exports. Everything else works with a bound
-//! device.
+//! [`Exporter`] (which enables P2PDMA itself) and an [`Importer`] are made in `probe()` too:
+//! each belongs to the binding it is made in, whose unbind revokes or detaches what it
+//! made. Everything else works with a bound device.
 //!
 //! Every DMA mapping made for a provider must be gone before the provider's driver
 //! finishes its `remove()`; for pageless providers this is the job of the mapping's

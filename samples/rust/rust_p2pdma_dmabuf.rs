@@ -32,7 +32,6 @@ use kernel::{
         ExporterHandle,
         Node,
         NodeFile,
-        P2pdma,
         MAX_RANGES, //
     },
     pci,
@@ -173,8 +172,7 @@ impl pci::Driver for DmabufDriver {
     ) -> impl PinInit<Self::Data<'bound>, Error> + 'bound {
         pin_init::pin_init_scope(move || {
             pdev.enable_device_mem()?;
-            let p2p = P2pdma::init(pdev)?;
-            let exporter = Exporter::new(pdev, &p2p)?;
+            let exporter = Exporter::new(pdev)?;
             let handle = exporter.handle();
             let exporter = if *module_parameters::forget.value() != 0 {
                 // Test only: the library must revoke at unbind all the same.

@@ -4,17 +4,16 @@
 
 use kernel::{
     device::{Bound, Core},
-    p2pdma::{Exporter, P2pdma},
+    p2pdma::Exporter,
     pci,
     prelude::*,
 };
 
 #[allow(dead_code)]
 fn export(pdev: &pci::Device<Core<'_>>, bound: &pci::Device<Bound>) -> Result {
-    let p2p = P2pdma::init(pdev)?;
     #[cfg(cf_neg)]
-    let _ = (pdev, Exporter::new(bound, &p2p)?); //~ E0308
+    let _ = (pdev, Exporter::new(bound)?); //~ E0308
     #[cfg(not(cf_neg))]
-    let _ = (bound, Exporter::new(pdev, &p2p)?);
+    let _ = (bound, Exporter::new(pdev)?);
     Ok(())
 }

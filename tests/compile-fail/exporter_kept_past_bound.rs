@@ -6,7 +6,7 @@
 
 use kernel::{
     device::Core,
-    p2pdma::{Exporter, ExporterHandle, P2pdma},
+    p2pdma::{Exporter, ExporterHandle},
     pci,
     prelude::*,
 };
@@ -16,8 +16,7 @@ fn keep_forever<T: 'static>(_: T) {}
 
 #[allow(dead_code)]
 fn export(pdev: &pci::Device<Core<'_>>) -> Result {
-    let p2p = P2pdma::init(pdev)?;
-    let exporter = Exporter::new(pdev, &p2p)?;
+    let exporter = Exporter::new(pdev)?;
     #[cfg(cf_neg)]
     keep_forever::<Exporter<'_>>(exporter); //~ E0521 E0521
     #[cfg(not(cf_neg))]

@@ -21,8 +21,8 @@
 
 use super::{
     unbind::{
-        self,
-        OnUnbind, //
+        OnUnbind,
+        UnbindWork, //
     },
     BarIndex,
     MapType,
@@ -50,10 +50,10 @@ use crate::{
     sync::{
         aref::ARef,
         Arc,
-        ArcBorrow,
         CondVar,
         Mutex, //
     },
+    task::MAX_SCHEDULE_TIMEOUT,
     ThisModule, //
 };
 use core::{
@@ -168,8 +168,7 @@ impl ResvGuard<'_> {
                 self.resv,
                 bindings::dma_resv_usage_DMA_RESV_USAGE_BOOKKEEP,
                 false,
-                // MAX_SCHEDULE_TIMEOUT
-                c_long::MAX as c_ulong,
+                MAX_SCHEDULE_TIMEOUT as c_ulong,
             )
         };
     }
@@ -310,29 +309,15 @@ pub struct BarInfo {
 /// if the exporter was leaked; dropping the exporter only does it early. Use [`Exporter::handle`]
 /// for the `'static` handle a file or misc device needs: it fails with `ENODEV` once the
 /// exports are revoked for good.
-///
-/// # Invariants
-///
-/// `shared` is kept alive by the unbind work of `dev` (a device-managed resource) until
-/// `dev`'s resources are released, which comes after `'bound` ends.
 pub struct Exporter<'bound> {
-    shared: ArcBorrow<'bound, Mutex<ExporterState>>,
-    dev: &'bound pci::Device<Bound>,
+    work: UnbindWork<'bound, Mutex<ExporterState>>,
 }
 
-// SAFETY: `Mutex<ExporterState>` and `pci::Device<Bound>` are `Send` and `Sync`; the
-// exporter only borrows them.
-unsafe impl Send for Exporter<'_> {}
-// SAFETY: See `Send`.
-unsafe impl Sync for Exporter<'_> {}
-
 impl<'bound> Exporter<'bound> {
-    /// Creates an exporter for the memory BARs of `p2p`'s device `pdev`, in its [`Core`]
-    /// context (probe). Fails with `EINVAL` if `pdev` is not `p2p`'s device.
-    pub fn new(pdev: &pci::Device<Core<'_>>, p2p: &P2pdma<'bound>) -> Result<Self> {
-        if pdev.as_raw() != p2p.device().as_raw() {
-            return Err(EINVAL);
-        }
+    /// Creates an exporter for the memory BARs of `pdev`, in its [`Core`] context (probe),
+    /// enabling P2PDMA on it if needed ([`P2pdma::init`]).
+    pub fn new(pdev: &'bound pci::Device<Core<'_>>) -> Result<Self> {
+        let p2p = P2pdma::init(pdev)?;
         let mut bars = [None; 6];
         for bar in BarIndex::all() {
             if let Ok(p) = p2p.provider(bar) {
@@ -350,25 +335,14 @@ impl<'bound> Exporter<'bound> {
             revoked: false,
             gone: false,
         };
-        let shared = Arc::pin_init(new_mutex!(state), GFP_KERNEL)?;
-        let dev = p2p.device();
-        unbind::on_unbind(dev.as_ref(), shared.clone())?;
-        // SAFETY: The unbind work of `dev` now holds a reference until `dev`'s resources are
-        // released, after `'bound` (a lifetime of `Core`, which ends with the driver data).
-        // INVARIANT: As just said.
-        let shared = unsafe { ArcBorrow::from_raw(Arc::as_ptr(&shared)) };
-        Ok(Self { shared, dev })
+        Ok(Self {
+            work: UnbindWork::new(pdev.as_ref(), new_mutex!(state))?,
+        })
     }
 
     /// Returns a handle that can outlive the binding.
     pub fn handle(&self) -> ExporterHandle {
-        ExporterHandle(self.shared.into())
-    }
-
-    /// Revokes every export for good now, as unbinding does; the handles fail with
-    /// `ENODEV` from now on. Dropping the exporter does the same.
-    pub fn revoke_all(&self) {
-        self.shared.unbind();
+        ExporterHandle(self.work.shared().into())
     }
 }
 
@@ -381,13 +355,6 @@ impl OnUnbind for Mutex<ExporterState> {
         for export in state.exports.drain_all() {
             export.set_revoked(true);
         }
-    }
-}
-
-impl Drop for Exporter<'_> {
-    fn drop(&mut self) {
-        self.shared.unbind();
-        unbind::forget_unbind(self.dev.as_ref(), ptr::from_ref(&*self.shared).cast());
     }
 }
 
@@ -816,8 +783,7 @@ impl Import {
                     (*self.dmabuf).resv,
                     bindings::dma_resv_usage_DMA_RESV_USAGE_KERNEL,
                     true,
-                    // MAX_SCHEDULE_TIMEOUT
-                    c_long::MAX as c_ulong,
+                    MAX_SCHEDULE_TIMEOUT as c_ulong,
                 )
             };
             if ret < 0 {
@@ -933,21 +899,9 @@ type Slot = Mutex<Option<Import>>;
 /// device's resources are released. This is device-managed work registered
 /// by [`Importer::new`], so it happens even if the importer was leaked; dropping it only
 /// does it early. The [`ImporterHandle`]s and [`ImportRef`]s then fail with `ENODEV`.
-///
-/// # Invariants
-///
-/// `shared` is kept alive by the unbind work of `dev` (a device-managed resource) until
-/// `dev`'s resources are released, which comes after `'bound` ends.
 pub struct Importer<'bound> {
-    shared: ArcBorrow<'bound, Mutex<ImporterState>>,
-    dev: &'bound device::Device<Bound>,
+    work: UnbindWork<'bound, Mutex<ImporterState>>,
 }
-
-// SAFETY: `Mutex<ImporterState>` and `Device<Bound>` are `Send` and `Sync`; the importer
-// only borrows them.
-unsafe impl Send for Importer<'_> {}
-// SAFETY: See `Send`.
-unsafe impl Sync for Importer<'_> {}
 
 impl<'bound> Importer<'bound> {
     /// Creates an importer for `dev`, mapping in direction `dir`, in its [`Core`] context
@@ -960,33 +914,22 @@ impl<'bound> Importer<'bound> {
         dir: DataDirection,
         stop: impl Fn() + Send + Sync + 'static,
     ) -> Result<Self> {
-        let dev: &'bound device::Device<Bound> = dev;
         let stop: Arc<dyn Fn() + Send + Sync> = Arc::new(stop, GFP_KERNEL)?;
         let state = ImporterState {
-            dev: dev.into(),
+            dev: ARef::from(&**dev),
             dir,
             stop,
             gone: false,
             slots: KVec::new(),
         };
-        let shared = Arc::pin_init(new_mutex!(state), GFP_KERNEL)?;
-        unbind::on_unbind(dev, shared.clone())?;
-        // SAFETY: The unbind work of `dev` now holds a reference until `dev`'s resources are
-        // released, after `'bound` (a lifetime of `Core`, which ends with the driver data).
-        // INVARIANT: As just said.
-        let shared = unsafe { ArcBorrow::from_raw(Arc::as_ptr(&shared)) };
-        Ok(Self { shared, dev })
+        Ok(Self {
+            work: UnbindWork::new(dev, new_mutex!(state))?,
+        })
     }
 
     /// Returns a handle that can outlive the binding.
     pub fn handle(&self) -> ImporterHandle {
-        ImporterHandle(self.shared.into())
-    }
-
-    /// Stops, unmaps and detaches every import now, as unbinding does; the handles fail with
-    /// `ENODEV` from now on. Dropping the importer does the same.
-    pub fn detach_all(&self) {
-        self.shared.unbind();
+        ImporterHandle(self.work.shared().into())
     }
 }
 
@@ -998,13 +941,6 @@ impl OnUnbind for Mutex<ImporterState> {
             // Detaches while the device is still bound.
             drop(slot.lock().take());
         }
-    }
-}
-
-impl Drop for Importer<'_> {
-    fn drop(&mut self) {
-        self.shared.unbind();
-        unbind::forget_unbind(self.dev, ptr::from_ref(&*self.shared).cast());
     }
 }
 

@@ -188,11 +188,11 @@ impl<'bound> P2pmem<'bound> {
     /// `'static`; access is revoked when the device is unbound.
     pub fn into_devres(self) -> Result<Devres<P2pmemHandle>> {
         let dev = self.pdev.as_ref();
-        // SAFETY: The `'static` copy lives only inside the handle, which lends it for no
-        // longer than the handle is borrowed, i.e. within the `Devres` guard or `access()`,
-        // which `Devres` ends before the binding does.
+        // INVARIANT: The `'static` copy lives only inside the handle, which lends it for no
+        // longer than the handle is borrowed, within the `Devres` guard or `access()`.
+        // SAFETY: Only the lifetime changes; `Devres` drops the copy when the device is
+        // unbound, before the pool goes, and never hands it out (see the invariant).
         let pool: P2pmem<'static> = unsafe { core::mem::transmute(self) };
-        // INVARIANT: see above.
         Devres::new(dev, P2pmemHandle(pool))
     }
 }

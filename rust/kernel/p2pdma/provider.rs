@@ -284,12 +284,12 @@ impl<'bound> P2pdmaProvider<'bound> {
     /// `'static`; access is revoked when the device is unbound.
     pub fn into_devres(self) -> Result<Devres<ProviderHandle>> {
         let dev = self.pdev.as_ref();
-        // `Devres` revokes access before the provider is freed: its release runs before
-        // the earlier-registered devres action of `pcim_p2pdma_init()` that frees it.
-        // SAFETY: The `'static` copy lives only inside the handle, which lends it for no
-        // longer than the handle is borrowed, i.e. within the `Devres` guard or `access()`.
+        // INVARIANT: The `'static` copy lives only inside the handle, which lends it for no
+        // longer than the handle is borrowed, within the `Devres` guard or `access()`.
+        // SAFETY: Only the lifetime changes; `Devres` drops the copy when the device is
+        // unbound, before the devres action of `pcim_p2pdma_init()` (registered earlier)
+        // frees the provider, and never hands it out (see the invariant).
         let provider: P2pdmaProvider<'static> = unsafe { core::mem::transmute(self) };
-        // INVARIANT: see above.
         Devres::new(dev, ProviderHandle(provider))
     }
 

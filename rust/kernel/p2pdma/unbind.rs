@@ -27,10 +27,14 @@ use crate::{
     bindings,
     device::{
         Bound,
+        Core,
         Device, //
     },
     prelude::*,
-    sync::Arc,
+    sync::{
+        Arc,
+        ArcBorrow, //
+    },
 };
 use core::{
     ffi::c_void,
@@ -41,7 +45,7 @@ use core::{
     },
 };
 
-/// Work to do at unbind; it must be idempotent (it also runs when its owner drops early).
+/// Work to do at unbind, once (see [`UnbindWork`]).
 pub(crate) trait OnUnbind: Send + Sync {
     /// Does the work. Runs in process context, possibly with the device lock held; it must
     /// not take the device lock.
@@ -112,7 +116,7 @@ unsafe extern "C" fn is_hook(
 ///
 /// `dev` must be in its `Core` context (the callers take one), so the node is added while
 /// the device is bound and cannot be released before the caller's `'bound` ends.
-pub(crate) fn on_unbind(dev: &Device<Bound>, hook: Arc<dyn OnUnbind>) -> Result {
+fn on_unbind(dev: &Device<Bound>, hook: Arc<dyn OnUnbind>) -> Result {
     // SAFETY: Allocates a node of `release`; nothing else is required.
     let new = unsafe {
         bindings::__devres_alloc_node(
@@ -138,6 +142,65 @@ pub(crate) fn on_unbind(dev: &Device<Bound>, hook: Arc<dyn OnUnbind>) -> Result 
     Ok(())
 }
 
+/// A value's share of work to run at unbind: shared state `T`, whose [`OnUnbind::unbind`]
+/// runs once, when the device is unbound or when this is dropped, whichever comes first.
+///
+/// It holds no reference: leaking it (`core::mem::forget()`) leaks nothing, and the work
+/// still runs at unbind.
+///
+/// # Invariants
+///
+/// `shared` is kept alive by a [`release`] node of `dev` (added by [`Self::new`]) until the
+/// node is released: by drop, or with `dev`'s device-managed resources, after `'bound`.
+pub(crate) struct UnbindWork<'bound, T: OnUnbind + 'static> {
+    shared: ArcBorrow<'bound, T>,
+    dev: &'bound Device<Bound>,
+}
+
+// SAFETY: `T: OnUnbind` is `Send` and `Sync`, and so is `Device<Bound>`; both are borrowed.
+unsafe impl<T: OnUnbind + 'static> Send for UnbindWork<'_, T> {}
+// SAFETY: See `Send`.
+unsafe impl<T: OnUnbind + 'static> Sync for UnbindWork<'_, T> {}
+
+impl<'bound, T: OnUnbind + 'static> UnbindWork<'bound, T> {
+    /// Makes the shared state and registers its work for `dev`, in its `Core` context: a
+    /// lifetime of a `Core` device ends with the driver data, before the device's
+    /// resources are released.
+    pub(crate) fn new<E>(dev: &'bound Device<Core<'_>>, init: impl PinInit<T, E>) -> Result<Self>
+    where
+        Error: From<E>,
+    {
+        let dev: &'bound Device<Bound> = dev;
+        let shared = Arc::pin_init(init, GFP_KERNEL)?;
+        on_unbind(dev, shared.clone())?;
+        // INVARIANT: The node just added holds a reference until it is released.
+        // SAFETY: That reference outlives `'bound` (see the invariant and `new`'s docs).
+        let shared = unsafe { ArcBorrow::from_raw(Arc::as_ptr(&shared)) };
+        Ok(Self { shared, dev })
+    }
+
+    /// Returns the shared state, for as long as `self` is borrowed.
+    pub(crate) fn shared(&self) -> ArcBorrow<'_, T> {
+        self.shared
+    }
+}
+
+impl<T: OnUnbind + 'static> Drop for UnbindWork<'_, T> {
+    fn drop(&mut self) {
+        let key = ptr::from_ref::<T>(&self.shared).cast::<c_void>();
+        // Takes the node off, runs the work unless it ran at unbind, drops and frees it.
+        // SAFETY: `dev` is bound (`'bound`); `is_hook` is called for `release` nodes only.
+        let _ = unsafe {
+            bindings::devres_release(
+                self.dev.as_raw(),
+                Some(release),
+                Some(is_hook),
+                key.cast_mut(),
+            )
+        };
+    }
+}
+
 /// Runs every piece of work of `dev` that has not run yet; the nodes stay until released.
 ///
 /// Called with `dev`'s device lock held, by the PCI driver's remove callback, before the
@@ -155,22 +218,5 @@ pub(crate) fn before_remove(dev: &Device<Bound>) {
         // SAFETY: A `release` node, alive until released (see above). `run` marks it, so
         // the loop ends; the work may wait for other threads, not under the devres lock.
         unsafe { &*res.cast::<Node>() }.run();
-    }
-}
-
-/// Takes the node of `hook` off `dev` once its owner did the work early, and drops it.
-pub(crate) fn forget_unbind(dev: &Device<Bound>, hook: *const c_void) {
-    // SAFETY: `dev` is bound; `is_hook` is called for `release` nodes only. The node, if
-    // found, is no longer the devres core's.
-    let res = unsafe {
-        bindings::devres_remove(dev.as_raw(), Some(release), Some(is_hook), hook.cast_mut())
-    };
-    if res.is_null() {
-        return;
-    }
-    // SAFETY: Taken off the device: ours to drop and free, once.
-    unsafe {
-        ptr::drop_in_place(res.cast::<Node>());
-        bindings::devres_free(res);
     }
 }
