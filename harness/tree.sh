@@ -22,7 +22,9 @@ if [ "$(cat "$KSRC/.p2pdma-source" 2>/dev/null)" != "$P2PDMA_KTAR" ]; then
 	echo "$P2PDMA_KTAR" >"$KSRC/.p2pdma-source"
 fi
 
-# Hook patches: restore pristine copies of patched files, then re-apply.
+# Hook patches: restore pristine copies of patched files, then re-apply. The
+# copy is made before the first patch that touches a file (patch -b would keep
+# only the state before the last one; two patches touch rust/kernel/pci.rs).
 sum=$(cat "$REPO"/patches/*.patch 2>/dev/null | sha1sum)
 if [ "$(cat "$KSRC/.p2pdma-patches" 2>/dev/null)" != "$sum" ]; then
 	find "$KSRC" -name '*.p2pdma-pristine' -print0 |
@@ -30,7 +32,10 @@ if [ "$(cat "$KSRC/.p2pdma-patches" 2>/dev/null)" != "$sum" ]; then
 	for p in "$REPO"/patches/*.patch; do
 		[ -e "$p" ] || continue
 		echo "[tree] applying $(basename "$p")"
-		patch -s -p1 -d "$KSRC" -b -z .p2pdma-pristine --no-backup-if-mismatch <"$p" ||
+		sed -n 's#^+++ b/\([^[:space:]]*\).*#\1#p' "$p" | while read -r f; do
+			[ -e "$KSRC/$f.p2pdma-pristine" ] || cp -p "$KSRC/$f" "$KSRC/$f.p2pdma-pristine"
+		done
+		patch -s -p1 -d "$KSRC" --no-backup-if-mismatch <"$p" ||
 			{ echo "[tree] ERROR: $(basename "$p") does not apply" >&2; exit 1; }
 	done
 	echo "$sum" >"$KSRC/.p2pdma-patches"
