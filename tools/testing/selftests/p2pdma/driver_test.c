@@ -42,7 +42,11 @@ static int exists(const char *fmt, const char *bdf)
 	return access(path, F_OK) == 0;
 }
 
-/* Loads the module afresh with @params; the exit status of modprobe. */
+/*
+ * Loads the module afresh with @params; the exit status of modprobe. Under
+ * TCG and KASAN one reload takes 0.5 to 4 s, so tests that reload get their
+ * own timeouts.
+ */
 static int reload(const char *params)
 {
 	char cmd[256];
@@ -264,7 +268,7 @@ TEST_F(drv, new_id_binds_other_device)
 }
 
 /* bar, offset and size choose the range; the pool starts at the offset. */
-TEST_F(drv, module_params_choose_bar_offset_size)
+TEST_F_TIMEOUT(drv, module_params_choose_bar_offset_size, 120)
 {
 	long long at;
 	void *p, *more;
@@ -293,7 +297,7 @@ TEST_F(drv, module_params_choose_bar_offset_size)
  * Bad parameters: the module loads, probing fails with EINVAL (one error
  * line in the log, no splat, nothing leaked) and the devices stay unbound.
  */
-TEST_F(drv, bad_module_params_refused_cleanly)
+TEST_F_TIMEOUT(drv, bad_module_params_refused_cleanly, 300)
 {
 	static const char *const bad[] = {
 		"offset=0x1000",		/* not 2 MiB aligned */
