@@ -16,6 +16,12 @@
 //!
 //! The edu engine copies through its 4 KiB buffer: a write of the pattern first copies it
 //! from system memory into the edu buffer, then from there into the dma-buf, peer to peer.
+//!
+//! The edu masks the DMA addresses it is given to its `dma_mask` (28 bits by default, a QEMU
+//! device property): the `dma_bits` parameter says how wide it is, and a transfer to or from
+//! an address the engine cannot reach is refused with `ERANGE` instead of landing in the
+//! wrong place. At unbind the driver stops the engine for good, waits for the transfer in
+//! flight and clears bus mastering, before its staging buffer and registers are released.
 
 use kernel::{
     device::{
@@ -98,6 +104,25 @@ const EDU_MAX_LEN: usize = EDU_BUF_SIZE - 8;
 const POLL: Delta = Delta::from_millis(2);
 const POLL_LIMIT: u32 = 2500;
 
+/// The highest DMA address the engine reaches: `dma_bits` (1 to 64) wide.
+fn dma_limit() -> Result<u64> {
+    match *module_parameters::dma_bits.value() {
+        bits @ 1..=64 => Ok(u64::MAX >> (64 - bits)),
+        _ => Err(EINVAL),
+    }
+}
+
+/// Checks that the engine reaches all of `[addr, addr + len)`; `ERANGE` if not.
+fn reachable(addr: u64, len: usize) -> Result<u64> {
+    let last = addr
+        .checked_add((len as u64).saturating_sub(1))
+        .ok_or(ERANGE)?;
+    if last > dma_limit()? {
+        return Err(ERANGE);
+    }
+    Ok(addr)
+}
+
 /// Word `i` of the test pattern of `seed` (splitmix64, as the selftests and the host check).
 fn pattern_word(seed: u64, i: u64) -> u64 {
     let mut z = seed.wrapping_add((i + 1).wrapping_mul(0x9e37_79b9_7f4a_7c15));
@@ -112,9 +137,10 @@ struct Edu {
     bar: Devres<pci::Bar<'static, EDU_REGS>>,
     /// System memory the engine copies the pattern from.
     stage: Devres<Coherent<[u64]>>,
-    /// One user of the engine at a time (the stop hook only waits, without it).
+    /// One user of the engine at a time (the stop hook only waits, without it); `true` once
+    /// the driver stopped the engine for good (unbind).
     #[pin]
-    engine: Mutex<()>,
+    engine: Mutex<bool>,
     started: Atomic<u32>,
 }
 
@@ -136,6 +162,16 @@ impl Edu {
         Err(ETIMEDOUT)
     }
 
+    /// Waits until the engine is idle, however long that takes: where returning with a
+    /// transfer in flight would let the engine write to memory about to be unmapped or
+    /// freed (the importer's stop hook, unbind). The edu cannot abort a transfer, and
+    /// clearing bus mastering needs the device lock, which the stop hook must not take.
+    fn wait_quiet(&self) {
+        while self.wait_idle().is_err() {
+            pr_warn!("edu engine still busy after 5 s, waiting for it\n");
+        }
+    }
+
     /// Starts a transfer of `len` bytes; the engine must be idle.
     fn start(&self, src: u64, dst: u64, len: usize, cmd: u64) -> Result {
         self.bar
@@ -149,29 +185,33 @@ impl Edu {
     }
 
     /// Fills the edu buffer with `len` bytes of the pattern of `seed`.
+    ///
+    /// The transfer starts under the same access to the staging buffer that filled it:
+    /// the buffer cannot be released in between, and unbind waits for the engine before it
+    /// releases the buffer.
     fn stage_pattern(&self, seed: u64, len: usize) -> Result {
-        let handle = self
-            .stage
-            .try_access_with(|stage| -> Result<u64> {
+        self.stage
+            .try_access_with(|stage| -> Result {
+                let src = reachable(stage.dma_handle(), len)?;
                 for i in 0..len / 8 {
                     kernel::dma_write!(stage, [try: i], pattern_word(seed, i as u64));
                 }
-                Ok(stage.dma_handle())
+                self.start(src, EDU_BUF, len, 0)
             })
             .ok_or(ENODEV)??;
-        self.start(handle, EDU_BUF, len, 0)?;
         self.wait_idle()
     }
 }
 
-/// The DMA address of `len` bytes at `offset` of a mapping, if they lie in one range.
-fn dma_addr_at(ranges: &[DmaRange], offset: u64, len: u64) -> Result<u64> {
+/// The DMA address of `len` bytes at `offset` of a mapping, if they lie in one range
+/// (`EINVAL` if not) that the engine reaches (`ERANGE` if not).
+fn dma_addr_at(ranges: &[DmaRange], offset: u64, len: usize) -> Result<u64> {
     let mut at = 0u64;
     for r in ranges {
         if offset >= at && offset - at < r.len {
-            let end = (offset - at).checked_add(len).ok_or(EINVAL)?;
+            let end = (offset - at).checked_add(len as u64).ok_or(EINVAL)?;
             return if end <= r.len {
-                Ok(r.addr + (offset - at))
+                reachable(r.addr + (offset - at), len)
             } else {
                 Err(EINVAL)
             };
@@ -269,13 +309,18 @@ impl ImportFile {
         }
 
         self.with_import(|import| {
-            let _engine = self.edu.engine.lock();
+            let stopped = self.edu.engine.lock();
+            if *stopped {
+                return Err(ENODEV);
+            }
+            // Refuse a destination the engine cannot reach before staging anything.
+            import.with_mapping(|ranges, _| dma_addr_at(ranges, offset, len))??;
             self.edu.wait_idle()?;
             self.edu.stage_pattern(seed, len)?;
             // The transfer starts while the mapping cannot be invalidated; an invalidation
             // after this waits for it (the stop hook).
             import.with_mapping(|ranges, _| -> Result {
-                let addr = dma_addr_at(ranges, offset, len as u64)?;
+                let addr = dma_addr_at(ranges, offset, len)?;
                 self.edu.start(EDU_BUF, addr, len, EDU_CMD_TO_PCI)
             })??;
             self.edu.started.fetch_add(1, Relaxed);
@@ -331,6 +376,7 @@ impl NodeFile for ImportFile {
 struct ImportSample<'bound> {
     #[pin]
     node: Node<ImportFile>,
+    edu: Arc<Edu>,
     /// `None` if the `forget` parameter leaked it.
     importer: Option<Importer<'bound>>,
 }
@@ -362,6 +408,7 @@ impl pci::Driver for ImportDriver {
             if (pdev.vendor_id().as_raw(), pdev.device_id()) != (EDU_VENDOR, EDU_DEVICE) {
                 return Err(ENODEV);
             }
+            dma_limit()?;
             pdev.enable_device_mem()?;
             pdev.set_master();
             let bound: &'bound pci::Device<Bound> = pdev;
@@ -373,18 +420,18 @@ impl pci::Driver for ImportDriver {
                 try_pin_init!(Edu {
                     bar,
                     stage: Devres::new(bound.as_ref(), stage)?,
-                    engine <- new_mutex!(()),
+                    engine <- new_mutex!(false),
                     started: Atomic::new(0),
                 }? Error),
                 GFP_KERNEL,
             )?;
             let stop_edu = edu.clone();
             let importer = Importer::new(pdev.as_ref(), DataDirection::FromDevice, move || {
-                // The edu cannot abort: wait for the transfer in flight.
-                let _ = stop_edu.wait_idle();
+                // Never return with a transfer in flight: the library unmaps next.
+                stop_edu.wait_quiet()
             })?;
             let data = NodeData {
-                edu,
+                edu: edu.clone(),
                 importer: importer.handle(),
             };
             let importer = if *module_parameters::forget.value() != 0 {
@@ -398,9 +445,19 @@ impl pci::Driver for ImportDriver {
             dev_info!(pdev, "importing dma-bufs through /dev/{}\n", &*name);
             Ok(try_pin_init!(ImportSample {
                 node <- Node::new(name, data),
+                edu,
                 importer,
             }? Error))
         })
+    }
+
+    /// Runs after the library stopped, unmapped and detached every import, before the
+    /// driver data, the staging buffer and the registers go: no new transfer, the one in
+    /// flight finished, and the engine can no longer reach memory.
+    fn unbind<'bound>(pdev: &'bound pci::Device<Core<'_>>, this: Pin<&Self::Data<'bound>>) {
+        *this.edu.engine.lock() = true;
+        this.edu.wait_quiet();
+        pdev.clear_master();
     }
 }
 
@@ -414,6 +471,10 @@ kernel::module_pci_driver! {
         forget: u32 {
             default: 0,
             description: "Test only: 1 leaks each device's Importer (mem::forget) at probe",
+        },
+        dma_bits: u32 {
+            default: 28,
+            description: "Width of the edu's DMA addresses (its dma_mask property; QEMU's default: 28)",
         },
     },
 }

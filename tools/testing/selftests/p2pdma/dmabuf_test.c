@@ -27,6 +27,12 @@
 
 #define EXPORTER "rust_p2pdma_dmabuf"
 #define IMPORTER "rust_p2pdma_import"
+/*
+ * harness/qemu.sh gives both edus a 64-bit dma_mask; the importer must be told
+ * (its default is the edu's own, 28 bits). Every load says it: a Rust module
+ * parameter can be set only once, so it cannot come from modprobe.d as well.
+ */
+#define LOAD_IMPORTER "modprobe " IMPORTER " dma_bits=64"
 #define BAR 2
 #define PAGE 0x1000ULL
 #define MAX_IMPORTERS 256
@@ -39,7 +45,7 @@ FIXTURE(dmabuf) {
 	char edu_sw[16];	/* edu behind the switch */
 	char edu_root[16];	/* edu on the root bus */
 	int exp;		/* /dev/p2pdma-dmabuf-<bdf> */
-	int forgetful;		/* the samples are loaded with forget=1 */
+	int reloaded;		/* the samples are loaded with test parameters */
 	struct p2pdma_dmabuf_state st;
 	uint64_t seed;
 };
@@ -182,7 +188,7 @@ FIXTURE_SETUP(dmabuf)
 	char devs[3][16];
 	int i, n;
 
-	ASSERT_EQ(0, system("modprobe " EXPORTER " && modprobe " IMPORTER));
+	ASSERT_EQ(0, system("modprobe " EXPORTER " && " LOAD_IMPORTER));
 	self->exp_bdf[0] = '\0';
 	n = find_devs(0x1af4, 0x1110, devs, 3);
 	for (i = 0; i < n; i++) {
@@ -218,9 +224,40 @@ static int reload_samples(const char *params)
 
 	if (unload(IMPORTER) || unload(EXPORTER))
 		return -1;
-	snprintf(cmd, sizeof(cmd), "modprobe " EXPORTER " %s && modprobe " IMPORTER " %s",
+	snprintf(cmd, sizeof(cmd), "modprobe " EXPORTER " %s && " LOAD_IMPORTER " %s",
 		 params, params);
 	return system(cmd);
+}
+
+/*
+ * Loads the importer sample afresh with @params (in full: dma_bits too); none of
+ * its files may be open. 0 once it is loaded (busybox modprobe may exit with 0
+ * when the kernel refused the module).
+ */
+static int reload_importer(const char *params)
+{
+	char cmd[256];
+
+	if (unload(IMPORTER))
+		return -1;
+	snprintf(cmd, sizeof(cmd), "modprobe " IMPORTER " %s", params);
+	return system(cmd) ?: access("/sys/module/" IMPORTER, F_OK);
+}
+
+/* Whether @bdf may master the bus (PCI_COMMAND_MASTER), or -1. */
+static int bus_master(const char *bdf)
+{
+	char path[PATH_MAX];
+	uint16_t cmd;
+	int fd, n;
+
+	snprintf(path, sizeof(path), PCI_DEVS "/%s/config", bdf);
+	fd = open(path, O_RDONLY);
+	if (fd < 0)
+		return -1;
+	n = pread(fd, &cmd, sizeof(cmd), 4);	/* PCI_COMMAND, little endian */
+	close(fd);
+	return n == sizeof(cmd) ? !!(cmd & 0x4) : -1;
 }
 
 FIXTURE_TEARDOWN(dmabuf)
@@ -229,8 +266,8 @@ FIXTURE_TEARDOWN(dmabuf)
 		ioctl(self->exp, P2PDMA_DMABUF_UNREVOKE);
 		close(self->exp);
 	}
-	/* A test that failed with the samples leaking leaves them as they should be. */
-	if (self->forgetful)
+	/* A test that failed with test parameters leaves the samples as they should be. */
+	if (self->reloaded)
 		reload_samples("");
 }
 
@@ -538,7 +575,7 @@ TEST_F(dmabuf, rmmod_with_open_node_fails_until_closed)
 	EXPECT_EQ(0, unload(EXPORTER));
 
 	/* Both come back; the exporter's device keeps its driver_override. */
-	ASSERT_EQ(0, system("modprobe " EXPORTER " && modprobe " IMPORTER));
+	ASSERT_EQ(0, system("modprobe " EXPORTER " && " LOAD_IMPORTER));
 	works_again(_metadata, self);
 }
 
@@ -558,7 +595,7 @@ TEST_F(dmabuf, leaked_exporter_and_importer_still_revoke_and_detach)
 
 	close(self->exp);
 	self->exp = -1;
-	self->forgetful = 1;
+	self->reloaded = 1;
 	ASSERT_EQ(0, reload_samples("forget=1"));
 	ASSERT_EQ(0, claim(self->exp_bdf));
 	self->exp = open_node("dmabuf", self->exp_bdf);
@@ -589,8 +626,69 @@ TEST_F(dmabuf, leaked_exporter_and_importer_still_revoke_and_detach)
 	close(self->exp);
 	self->exp = -1;
 	ASSERT_EQ(0, reload_samples(""));
-	self->forgetful = 0;
+	self->reloaded = 0;
 	works_again(_metadata, self);
+}
+
+/*
+ * Unbinding the importing device while its engine writes into the dma-buf:
+ * the transfer in flight completes (the stop hook waits for it before the
+ * library unmaps, the driver's unbind waits again), and the driver takes bus
+ * mastering away before its DMA buffers go. Probe gives it back.
+ */
+TEST_F(dmabuf, importer_unbind_quiesces_engine_and_clears_bus_master)
+{
+	struct p2pdma_import_range m;
+	int buf, imp;
+
+	ASSERT_EQ(1, bus_master(self->edu_sw));
+	buf = export_one(self->exp, 0xb00000, 0x10000);
+	ASSERT_LE(0, buf);
+	imp = importer(self->edu_sw, buf);
+	ASSERT_LE(0, imp);
+	ASSERT_EQ(1, imp_map(imp, &m, 1, NULL));
+	ASSERT_EQ(0, imp_dma(imp, 0, DMA_LEN, self->seed, 0));
+	ASSERT_EQ(0, write_str("/sys/bus/pci/drivers/" IMPORTER "/unbind", self->edu_sw));
+	EXPECT_EQ(0, bus_master(self->edu_sw));
+	hostcheck(0xb00000, DMA_LEN, self->seed, 0);
+	close(imp);
+	close(buf);
+	EXPECT_TRUE(exports_gone(self->exp));
+	ASSERT_EQ(0, write_str("/sys/bus/pci/drivers/" IMPORTER "/bind", self->edu_sw));
+	EXPECT_EQ(1, bus_master(self->edu_sw));
+}
+
+/*
+ * The engine reaches only dma_bits of address (QEMU's edu: 28 by default). A
+ * BAR above that is mapped but not written: the transfer is refused with
+ * ERANGE, the buffer keeps its zeros. A width that is no width refuses probe.
+ */
+TEST_F(dmabuf, dma_beyond_the_engine_mask_refused)
+{
+	struct p2pdma_import_range m;
+	char drv[64];
+	int buf, imp;
+
+	self->reloaded = 1;
+	ASSERT_EQ(0, reload_importer("dma_bits=65"));
+	driver_of(self->edu_sw, drv, sizeof(drv));
+	EXPECT_STRNE(IMPORTER, drv);
+
+	ASSERT_EQ(0, reload_importer("dma_bits=28"));
+	buf = export_one(self->exp, 0xd00000, 0x10000);
+	ASSERT_LE(0, buf);
+	imp = importer(self->edu_sw, buf);
+	ASSERT_LE(0, imp) TH_LOG("attach: %s", strerror(-imp));
+	ASSERT_EQ(1, imp_map(imp, &m, 1, NULL));
+	ASSERT_LT(0xfffffffULL, m.addr) TH_LOG("the BAR is within 28 bits: nothing to check");
+	EXPECT_EQ(-ERANGE, imp_dma(imp, 0, DMA_LEN, self->seed, 1));
+	hostcheck(0xd00000, 0x10000, 0, 1);
+	close(imp);
+	close(buf);
+	EXPECT_TRUE(exports_gone(self->exp));
+
+	ASSERT_EQ(0, reload_importer("dma_bits=64"));
+	self->reloaded = 0;
 }
 
 /* Every field of the export request, one at a time. */
