@@ -145,9 +145,14 @@ struct Edu {
 }
 
 impl Edu {
+    /// Whether a transfer runs. All ones is no answer (the device is gone or powered
+    /// down), and a device that does not answer does no DMA to wait for.
     fn busy(&self) -> bool {
         self.bar
-            .try_access_with(|bar| bar.read64(EDU_DMA_CMD) & EDU_CMD_RUN != 0)
+            .try_access_with(|bar| {
+                let cmd = bar.read64(EDU_DMA_CMD);
+                cmd != u64::MAX && cmd & EDU_CMD_RUN != 0
+            })
             .unwrap_or(false)
     }
 
@@ -162,10 +167,10 @@ impl Edu {
         Err(ETIMEDOUT)
     }
 
-    /// Waits until the engine is idle, however long that takes: where returning with a
-    /// transfer in flight would let the engine write to memory about to be unmapped or
-    /// freed (the importer's stop hook, unbind). The edu cannot abort a transfer, and
-    /// clearing bus mastering needs the device lock, which the stop hook must not take.
+    /// Waits until the engine is idle, however long that takes: for the importer's stop
+    /// hook, where returning with a transfer in flight would let the engine write to
+    /// memory about to be unmapped. The edu cannot abort a transfer, and clearing bus
+    /// mastering needs the device lock, which the stop hook must not take.
     fn wait_quiet(&self) {
         while self.wait_idle().is_err() {
             pr_warn!("edu engine still busy after 5 s, waiting for it\n");
@@ -211,12 +216,12 @@ fn dma_addr_at(ranges: &[DmaRange], offset: u64, len: usize) -> Result<u64> {
         if offset >= at && offset - at < r.len {
             let end = (offset - at).checked_add(len as u64).ok_or(EINVAL)?;
             return if end <= r.len {
-                reachable(r.addr + (offset - at), len)
+                reachable(r.addr.checked_add(offset - at).ok_or(EINVAL)?, len)
             } else {
                 Err(EINVAL)
             };
         }
-        at += r.len;
+        at = at.checked_add(r.len).ok_or(EINVAL)?;
     }
     Err(EINVAL)
 }
@@ -410,7 +415,6 @@ impl pci::Driver for ImportDriver {
             }
             dma_limit()?;
             pdev.enable_device_mem()?;
-            pdev.set_master();
             let bound: &'bound pci::Device<Bound> = pdev;
             let bar = pdev
                 .iomap_region_sized::<EDU_REGS>(0, c"rust_p2pdma_import")?
@@ -442,6 +446,8 @@ impl pci::Driver for ImportDriver {
                 Some(importer)
             };
             let name = CString::try_from_fmt(fmt!("p2pdma-import-{}", pdev.as_ref().name()))?;
+            // Last: a probe that fails before leaves the device without bus mastering.
+            pdev.set_master();
             dev_info!(pdev, "importing dma-bufs through /dev/{}\n", &*name);
             Ok(try_pin_init!(ImportSample {
                 node <- Node::new(name, data),
@@ -453,10 +459,14 @@ impl pci::Driver for ImportDriver {
 
     /// Runs after the library stopped, unmapped and detached every import, before the
     /// driver data, the staging buffer and the registers go: no new transfer, the one in
-    /// flight finished, and the engine can no longer reach memory.
+    /// flight finished (or cut off), and the engine can no longer reach memory.
     fn unbind<'bound>(pdev: &'bound pci::Device<Core<'_>>, this: Pin<&Self::Data<'bound>>) {
         *this.edu.engine.lock() = true;
-        this.edu.wait_quiet();
+        // Bounded here: with the device lock held, clearing bus mastering stops a transfer
+        // that does not end.
+        if this.edu.wait_idle().is_err() {
+            dev_warn!(pdev, "edu engine still busy after 5 s: bus mastering off\n");
+        }
         pdev.clear_master();
     }
 }

@@ -662,8 +662,9 @@ impl Import {
     ///
     /// `stop` runs whenever a mapping is unmapped, with the reservation lock held, just
     /// before the unmap: in the invalidation callback, in [`Self::unmap`] and in drop. It
-    /// must stop (or wait for) the device's DMA to the buffer, and should not sleep for
-    /// long. Fails with `EBADF` or `EINVAL` for a bad fd, and with the exporter's errno (for
+    /// must stop (or wait for) the device's DMA to the buffer before it returns, however
+    /// long that takes; meanwhile it holds up the exporter's revocation (which may hold
+    /// the exporter's device lock) and every user of the reservation lock. Fails with `EBADF` or `EINVAL` for a bad fd, and with the exporter's errno (for
     /// example `ENODEV` for a revoked buffer).
     pub(super) fn new(
         fd: i32,
@@ -908,7 +909,10 @@ impl<'bound> Importer<'bound> {
     /// (probe): it belongs to the binding it is made in, whose unbind detaches its imports.
     ///
     /// `stop` is called in every invalidation, as for [`ImportRef::with_mapping`]: it must
-    /// stop the device's DMA to the buffers before it returns.
+    /// stop the device's DMA to the buffers before it returns, however long that takes;
+    /// meanwhile it holds up the exporter's revocation (which may hold the exporter's
+    /// device lock) and every user of the buffer's reservation lock. It must not take the
+    /// importing device's lock: its unbind holds it while it detaches.
     pub fn new(
         dev: &'bound device::Device<Core<'_>>,
         dir: DataDirection,

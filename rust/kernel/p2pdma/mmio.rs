@@ -7,6 +7,7 @@ use super::{
     P2pdmaProvider, //
 };
 use crate::{
+    alloc::flags::GFP_ATOMIC,
     bindings,
     device::{
         self,
@@ -18,6 +19,10 @@ use crate::{
         DmaAddress, //
     },
     prelude::*, //
+};
+use core::{
+    ffi::c_void,
+    ptr::NonNull, //
 };
 
 /// A range of a provider's BAR mapped for DMA by a client device, without `struct page`s.
@@ -35,6 +40,12 @@ use crate::{
 /// The mapping borrows the provider and the bound client, so it cannot outlive either
 /// binding; a mapping that must (a dma-buf attachment) has to be revoked by its owner before
 /// the provider's driver finishes `remove()`.
+///
+/// A mapping through the host bridge is a device-managed resource of the client: if it is
+/// leaked (`core::mem::forget()` is safe), it is unmapped when the client's driver is
+/// unbound, with the client's other resources; dropping it unmaps it early.
+///
+/// [`MmioMapping::new`] does not sleep: it may be called under a `Devres` guard.
 ///
 /// # Examples
 ///
@@ -60,15 +71,55 @@ use crate::{
 ///
 /// # Invariants
 ///
-/// `dma` is the DMA address, for `client`, of `len` bytes of a provider's BAR; if `map` is
-/// [`MapType::ThruHostBridge`] it was mapped by `dma_map_phys(client, .., len, dir,
-/// DMA_ATTR_MMIO)` and is owned by this object, else `map` is [`MapType::BusAddr`].
+/// `dma` is the DMA address, for `client`, of `len` bytes of a provider's BAR. If `map` is
+/// [`MapType::ThruHostBridge`], it was mapped by `dma_map_phys(client, .., len, dir,
+/// DMA_ATTR_MMIO)` and `node` is `Some`: an [`unmap`] devres node of `client` that holds
+/// `dma`, `len` and `dir` and unmaps them when it is released, whichever of this object's
+/// drop and the client's unbind comes first. Else `map` is [`MapType::BusAddr`] and `node`
+/// is `None`.
 pub struct MmioMapping<'a> {
     client: &'a device::Device<Bound>,
     dma: DmaAddress,
     len: usize,
-    dir: DataDirection,
     map: MapType,
+    node: Option<NonNull<c_void>>,
+}
+
+// SAFETY: `node` is only a key passed to `devres_release()`, never dereferenced here; the
+// rest are shared references to `Sync` types and plain values.
+unsafe impl Send for MmioMapping<'_> {}
+// SAFETY: See `Send`; `&MmioMapping` only reads plain values.
+unsafe impl Sync for MmioMapping<'_> {}
+
+/// The data of a host-bridge mapping's devres node: what unmapping it takes.
+struct Unmap {
+    dma: DmaAddress,
+    len: usize,
+    dir: DataDirection,
+}
+
+// Devres data is aligned to `ARCH_DMA_MINALIGN`, at least that of `unsigned long long`.
+const _: () = assert!(core::mem::align_of::<Unmap>() <= core::mem::align_of::<u64>());
+
+/// The devres release function of a host-bridge mapping (also the key of its nodes):
+/// unmaps it.
+///
+/// # Safety
+///
+/// Called by the devres core, once, with `res` the initialised [`Unmap`] of a node that
+/// [`MmioMapping::new`] added to `dev`, the device the range was mapped for.
+unsafe extern "C" fn unmap(dev: *mut bindings::device, res: *mut c_void) {
+    // SAFETY: `res` holds an initialised `Unmap` (function safety requirements).
+    let u = unsafe { &*res.cast::<Unmap>() };
+    let attrs = attrs::DMA_ATTR_MMIO.as_raw();
+    // SAFETY: The range was mapped for `dev` with these arguments and is unmapped once,
+    // here (function safety requirements).
+    unsafe { bindings::dma_unmap_phys(dev, u.dma, u.len, u.dir.into(), attrs) };
+}
+
+/// `dr_match_t` for the [`unmap`] node at `data`: only compares pointers.
+extern "C" fn is_node(_dev: *mut bindings::device, res: *mut c_void, data: *mut c_void) -> c_int {
+    c_int::from(core::ptr::eq(res, data))
 }
 
 impl<'a> MmioMapping<'a> {
@@ -87,9 +138,21 @@ impl<'a> MmioMapping<'a> {
         let paddr = provider.phys_start().checked_add(offset).ok_or(ERANGE)?;
         let bus = provider.bus_addr(paddr, len as u64)?;
         let map = provider.map_type(client);
-        let dma = match map {
-            MapType::BusAddr => bus,
+        let (dma, node) = match map {
+            MapType::BusAddr => (bus, None),
             MapType::ThruHostBridge => {
+                // The node first: nothing is mapped that could not be unmapped at unbind.
+                // SAFETY: Allocates a node of `unmap`; nothing else is required.
+                let node = unsafe {
+                    bindings::__devres_alloc_node(
+                        Some(unmap),
+                        core::mem::size_of::<Unmap>(),
+                        GFP_ATOMIC.as_raw(),
+                        bindings::NUMA_NO_NODE,
+                        c"p2pdma_mmio".as_char_ptr(),
+                    )
+                };
+                let node = NonNull::new(node).ok_or(ENOMEM)?;
                 let attrs = attrs::DMA_ATTR_MMIO.as_raw();
                 // SAFETY: `client` is bound; `[paddr, paddr + len)` is MMIO of a live BAR
                 // that the client reaches through the host bridge.
@@ -98,21 +161,29 @@ impl<'a> MmioMapping<'a> {
                 };
                 // SAFETY: `client` is a valid device and `dma` an address it was given.
                 if unsafe { bindings::dma_mapping_error(client.as_raw(), dma) } != 0 {
+                    // SAFETY: `node` is ours and was never added.
+                    unsafe { bindings::devres_free(node.as_ptr()) };
                     return Err(ENOMEM);
                 }
-                dma
+                // SAFETY: `node` is fresh devres memory, large and aligned enough (see the
+                // assertion on `Unmap`), and is never moved.
+                unsafe { node.cast::<Unmap>().write(Unmap { dma, len, dir }) };
+                // SAFETY: `client` is bound; `node` is an initialised `unmap` node of the
+                // mapping just made for it, now owned by the devres core.
+                unsafe { bindings::devres_add(client.as_raw(), node.as_ptr()) };
+                (dma, Some(node))
             }
             MapType::None | MapType::NotSupported => {
                 return Err(Error::from_errno(-(bindings::EREMOTEIO as i32)))
             }
         };
-        // INVARIANT: mapped above according to `map`.
+        // INVARIANT: mapped above according to `map`, with an `unmap` node if needed.
         Ok(Self {
             client,
             dma,
             len,
-            dir,
             map,
+            node,
         })
     }
 
@@ -140,18 +211,18 @@ impl<'a> MmioMapping<'a> {
 
 impl Drop for MmioMapping<'_> {
     fn drop(&mut self) {
-        if self.map != MapType::ThruHostBridge {
+        let Some(node) = self.node else {
             return;
-        }
-        let attrs = attrs::DMA_ATTR_MMIO.as_raw();
-        // SAFETY: We own the mapping, made with these arguments (type invariant).
-        unsafe {
-            bindings::dma_unmap_phys(
+        };
+        // Takes the node off the client, unmaps and frees it. If the client's resources
+        // are being released already, the node is not found: it is unmapped there.
+        // SAFETY: `client` is valid (`'a`); `is_node` is a `dr_match_t`.
+        let _ = unsafe {
+            bindings::devres_release(
                 self.client.as_raw(),
-                self.dma,
-                self.len,
-                self.dir.into(),
-                attrs,
+                Some(unmap),
+                Some(is_node),
+                node.as_ptr(),
             )
         };
     }

@@ -632,12 +632,13 @@ TEST_F(dmabuf, leaked_exporter_and_importer_still_revoke_and_detach)
 
 /*
  * Unbinding the importing device while its engine writes into the dma-buf:
- * the transfer in flight completes (the stop hook waits for it before the
- * library unmaps, the driver's unbind waits again), and the driver takes bus
- * mastering away before its DMA buffers go. Probe gives it back.
+ * the transfer in flight lands (the stop hook waits for it before the library
+ * unmaps), and the driver takes bus mastering away before its DMA buffers go.
+ * Probe gives it back.
  */
 TEST_F(dmabuf, importer_unbind_quiesces_engine_and_clears_bus_master)
 {
+	struct p2pdma_import_status s;
 	struct p2pdma_import_range m;
 	int buf, imp;
 
@@ -648,6 +649,9 @@ TEST_F(dmabuf, importer_unbind_quiesces_engine_and_clears_bus_master)
 	ASSERT_LE(0, imp);
 	ASSERT_EQ(1, imp_map(imp, &m, 1, NULL));
 	ASSERT_EQ(0, imp_dma(imp, 0, DMA_LEN, self->seed, 0));
+	/* A transfer takes 100 ms: it still runs when unbind starts. */
+	ASSERT_EQ(0, imp_status(imp, &s));
+	ASSERT_EQ(1, s.dma_busy);
 	ASSERT_EQ(0, write_str("/sys/bus/pci/drivers/" IMPORTER "/unbind", self->edu_sw));
 	EXPECT_EQ(0, bus_master(self->edu_sw));
 	hostcheck(0xb00000, DMA_LEN, self->seed, 0);
@@ -661,7 +665,9 @@ TEST_F(dmabuf, importer_unbind_quiesces_engine_and_clears_bus_master)
 /*
  * The engine reaches only dma_bits of address (QEMU's edu: 28 by default). A
  * BAR above that is mapped but not written: the transfer is refused with
- * ERANGE, the buffer keeps its zeros. A width that is no width refuses probe.
+ * ERANGE, the buffer keeps its zeros. 31 bits: the staging buffer (guest RAM,
+ * 2 GiB) is reachable, the BAR is not, so the refusal is the destination's. A
+ * width that is no width refuses probe.
  */
 TEST_F(dmabuf, dma_beyond_the_engine_mask_refused)
 {
@@ -674,15 +680,17 @@ TEST_F(dmabuf, dma_beyond_the_engine_mask_refused)
 	driver_of(self->edu_sw, drv, sizeof(drv));
 	EXPECT_STRNE(IMPORTER, drv);
 
-	ASSERT_EQ(0, reload_importer("dma_bits=28"));
+	ASSERT_EQ(0, reload_importer("dma_bits=31"));
 	buf = export_one(self->exp, 0xd00000, 0x10000);
 	ASSERT_LE(0, buf);
 	imp = importer(self->edu_sw, buf);
 	ASSERT_LE(0, imp) TH_LOG("attach: %s", strerror(-imp));
 	ASSERT_EQ(1, imp_map(imp, &m, 1, NULL));
-	ASSERT_LT(0xfffffffULL, m.addr) TH_LOG("the BAR is within 28 bits: nothing to check");
+	if (m.addr <= 0x7fffffffULL)
+		SKIP(goto out, "the BAR is within 31 bits: nothing to check");
 	EXPECT_EQ(-ERANGE, imp_dma(imp, 0, DMA_LEN, self->seed, 1));
 	hostcheck(0xd00000, 0x10000, 0, 1);
+out:
 	close(imp);
 	close(buf);
 	EXPECT_TRUE(exports_gone(self->exp));
