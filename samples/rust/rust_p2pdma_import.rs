@@ -484,7 +484,7 @@ kernel::module_pci_driver! {
         },
         dma_bits: u32 {
             default: 28,
-            description: "Width of the edu's DMA addresses (its dma_mask property; QEMU's default: 28)",
+            description: "Width of the edu's DMA addresses (its QEMU dma_mask, default 28)",
         },
     },
 }

@@ -664,7 +664,8 @@ impl Import {
     /// before the unmap: in the invalidation callback, in [`Self::unmap`] and in drop. It
     /// must stop (or wait for) the device's DMA to the buffer before it returns, however
     /// long that takes; meanwhile it holds up the exporter's revocation (which may hold
-    /// the exporter's device lock) and every user of the reservation lock. Fails with `EBADF` or `EINVAL` for a bad fd, and with the exporter's errno (for
+    /// the exporter's device lock) and every user of the reservation lock. Fails with
+    /// `EBADF` or `EINVAL` for a bad fd, and with the exporter's errno (for
     /// example `ENODEV` for a revoked buffer).
     pub(super) fn new(
         fd: i32,
