@@ -73,7 +73,7 @@ use core::{
 ///
 /// `dma` is the DMA address, for `client`, of `len` bytes of a provider's BAR. If `map` is
 /// [`MapType::ThruHostBridge`], it was mapped by `dma_map_phys(client, .., len, dir,
-/// DMA_ATTR_MMIO)` and `node` is `Some`: an [`unmap`] devres node of `client` that holds
+/// DMA_ATTR_MMIO)` and `node` is `Some`: an `unmap` devres node of `client` that holds
 /// `dma`, `len` and `dir` and unmaps them when it is released, whichever of this object's
 /// drop and the client's unbind comes first. Else `map` is [`MapType::BusAddr`] and `node`
 /// is `None`.
