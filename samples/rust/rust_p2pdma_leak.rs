@@ -12,9 +12,10 @@
 //! layer's list of live mappings (`/sys/kernel/debug/dma-api/dump`) loses it, and the
 //! layer itself reports a driver released with mappings outstanding.
 //!
-//! The provider is kept in a `static` and never given back: the module is meant to stay
-//! loaded until the machine goes down (it cannot be unloaded cleanly once it bound a
-//! provider).
+//! The provider is kept in a `static` and never given back: after the provider device is
+//! unbound, binding it again fails with `ENODEV` until the module is reloaded, and
+//! unloading the module leaks the `Devres` (a device reference). The selftest loads it
+//! once and leaves it loaded.
 
 use kernel::{
     device::Core,
@@ -68,7 +69,7 @@ impl pci::Driver for LeakDriver {
 /// The first device: BAR 2 becomes the provider that later probes map.
 fn provide(pdev: &pci::Device<Core<'_>>) -> Result {
     let provider = P2pdma::init(pdev)?.provider(BarIndex::new(2)?)?;
-    if !PROVIDER.populate(provider.into_devres()?) {
+    if !PROVIDER.populate(provider.into_devres(pdev)?) {
         return Err(EBUSY);
     }
     dev_info!(pdev, "provider: BAR 2\n");
@@ -80,8 +81,13 @@ fn leak(pdev: &pci::Device<Core<'_>>) -> Result {
     let handle = PROVIDER.as_ref().ok_or(ENODEV)?;
     let guard = handle.try_access().ok_or(ENODEV)?;
     let provider = guard.provider();
-    let client = pdev.as_ref();
-    match MmioMapping::new(&provider, client, 0, PAGE_SIZE, DataDirection::ToDevice) {
+    match MmioMapping::new(
+        &provider,
+        pdev.as_ref(),
+        0,
+        PAGE_SIZE,
+        DataDirection::ToDevice,
+    ) {
         Ok(m) => {
             dev_info!(
                 pdev,

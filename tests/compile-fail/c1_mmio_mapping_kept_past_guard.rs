@@ -4,7 +4,7 @@
 //! guard (the IOMMU mapping of the BAR would outlive the provider's binding).
 
 use kernel::{
-    device::{Bound, Device},
+    device::{Core, Device},
     devres::Devres,
     dma::DataDirection,
     p2pdma::{MmioMapping, ProviderHandle},
@@ -12,7 +12,10 @@ use kernel::{
 };
 
 #[allow(dead_code)]
-fn map<'a>(dr: &'a Devres<ProviderHandle>, client: &'a Device<Bound>) -> Result<MmioMapping<'a>> {
+fn map<'a>(
+    dr: &'a Devres<ProviderHandle>,
+    client: &'a Device<Core<'_>>,
+) -> Result<MmioMapping<'a>> {
     let guard = dr.try_access().ok_or(ENODEV)?;
     #[cfg(cf_neg)]
     return MmioMapping::new(&guard.provider(), client, 0, 4096, DataDirection::ToDevice); //~ E0515

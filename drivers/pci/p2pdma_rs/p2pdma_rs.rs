@@ -37,7 +37,6 @@ use kernel::{
     debugfs,
     device::{
         self,
-        Bound,
         Core, //
     },
     devres::Devres,
@@ -301,7 +300,7 @@ fn probe_checks(
     pool: &P2pmem<'_>,
     range: &Range,
 ) -> Result<KVec<u8>> {
-    let dev: &device::Device<Bound> = pdev.as_ref();
+    let dev: &device::Device<Core<'_>> = pdev.as_ref();
     let mut out = KVec::new();
     // Pageless mapping of the first page of each BAR for the device itself.
     for p in providers {
@@ -465,13 +464,13 @@ impl pci::Driver for P2pdmaRs {
 
             let mut managed = KVec::with_capacity(providers.len(), GFP_KERNEL)?;
             for p in providers {
-                managed.push(p.into_devres()?, GFP_KERNEL)?;
+                managed.push(p.into_devres(pdev)?, GFP_KERNEL)?;
             }
             let info = Info {
                 pdev: pdev.into(),
                 providers: managed,
                 p2pmem_provider,
-                p2pmem: pool.into_devres()?,
+                p2pmem: pool.into_devres(pdev)?,
                 probe,
             };
             let name = CString::try_from_fmt(fmt!("p2pdma_rs-{}", pdev.as_ref().name()))?;

@@ -7,11 +7,15 @@ use super::{
     P2pdmaProvider, //
 };
 use crate::{
-    alloc::flags::GFP_ATOMIC,
+    alloc::flags::{
+        __GFP_NOWARN,
+        GFP_NOWAIT, //
+    },
     bindings,
     device::{
         self,
-        Bound, //
+        Bound,
+        Core, //
     },
     dma::{
         attrs,
@@ -37,28 +41,34 @@ use core::{
 /// - [`MapType::NotSupported`]: no mapping; [`MmioMapping::new`] fails with `EREMOTEIO`, the
 ///   errno the DMA API uses for P2PDMA memory a device cannot reach.
 ///
-/// The mapping borrows the provider and the bound client, so it cannot outlive either
-/// binding; a mapping that must (a dma-buf attachment) has to be revoked by its owner before
-/// the provider's driver finishes `remove()`.
+/// The mapping borrows the provider and the client, the latter in its [`Core`] context (a
+/// bus callback, such as probe): dropped, it is unmapped within both bindings. A mapping
+/// that must outlive them (a dma-buf attachment) has to be revoked by its owner before the
+/// provider's driver finishes `remove()`.
 ///
 /// A mapping through the host bridge is a device-managed resource of the client: if it is
 /// leaked (`core::mem::forget()` is safe), it is unmapped when the client's driver is
-/// unbound, with the client's other resources; dropping it unmaps it early.
+/// unbound, with the client's other resources; dropping it unmaps it early. It is not
+/// unmapped when the provider is unbound: until the client is, a leaked mapping keeps a DMA
+/// address of the provider's BAR (with an IOMMU, a live IOVA). Mappings of a peer's BAR that
+/// live longer than a callback belong behind a dma-buf exporter, whose revocation the
+/// provider's driver controls.
 ///
-/// [`MmioMapping::new`] does not sleep: it may be called under a `Devres` guard.
+/// [`MmioMapping::new`] does not sleep (except where the IOMMU attaches the client on its
+/// first mapping, as in a kdump kernel): it may be called under a `Devres` guard.
 ///
 /// # Examples
 ///
 /// ```
 /// use kernel::{
-///     device::{Bound, Device},
+///     device::{Core, Device},
 ///     dma::DataDirection,
 ///     p2pdma::{MapType, MmioMapping, P2pdmaProvider},
 ///     page::PAGE_SIZE,
 /// };
 ///
 /// // Give `client` the address of the first page of `provider`'s BAR, if it can reach it.
-/// fn first_page<'a>(provider: &P2pdmaProvider<'a>, client: &'a Device<Bound>) -> Result<u64> {
+/// fn first_page<'a>(provider: &P2pdmaProvider<'a>, client: &'a Device<Core<'_>>) -> Result<u64> {
 ///     let m = MmioMapping::new(provider, client, 0, PAGE_SIZE, DataDirection::ToDevice)?;
 ///     if m.map_type() == MapType::BusAddr {
 ///         pr_info!("behind one switch: bus address {:#x}\n", m.dma_address());
@@ -71,7 +81,8 @@ use core::{
 ///
 /// # Invariants
 ///
-/// `dma` is the DMA address, for `client`, of `len` bytes of a provider's BAR. If `map` is
+/// `client` is in its `Core` context for `'a`. `dma` is the DMA address, for `client`, of
+/// `len` bytes of a provider's BAR. If `map` is
 /// [`MapType::ThruHostBridge`], it was mapped by `dma_map_phys(client, .., len, dir,
 /// DMA_ATTR_MMIO)` and `node` is `Some`: an `unmap` devres node of `client` that holds
 /// `dma`, `len` and `dir` and unmaps them when it is released, whichever of this object's
@@ -85,7 +96,8 @@ pub struct MmioMapping<'a> {
     node: Option<NonNull<c_void>>,
 }
 
-// SAFETY: `node` is only a key passed to `devres_release()`, never dereferenced here; the
+// SAFETY: `node` is written only in `new`, before the node is added, and is then only a key
+// for `devres_release()`; the
 // rest are shared references to `Sync` types and plain values.
 unsafe impl Send for MmioMapping<'_> {}
 // SAFETY: See `Send`; `&MmioMapping` only reads plain values.
@@ -125,16 +137,24 @@ extern "C" fn is_node(_dev: *mut bindings::device, res: *mut c_void, data: *mut 
 impl<'a> MmioMapping<'a> {
     /// Maps `len` bytes of `provider`'s BAR, from `offset`, for DMA by `client`.
     ///
-    /// The range must be page-aligned and inside the BAR (`EINVAL`, `ERANGE`). Fails with
-    /// `EREMOTEIO` if `client` cannot reach the provider and `ENOMEM` if the DMA layer could
-    /// not map it.
+    /// The range must be page-aligned and inside the BAR (`EINVAL`, `ERANGE`) and the
+    /// direction a real one (`EINVAL` for [`DataDirection::None`]). Fails with `EREMOTEIO`
+    /// if `client` cannot reach the provider and `ENOMEM` if the DMA layer could not map it.
+    ///
+    /// The client is in its [`Core`] context: its resources are not being released, so the
+    /// mapping's devres node is added to a live list and found again on drop.
     pub fn new(
         provider: &P2pdmaProvider<'a>,
-        client: &'a device::Device<Bound>,
+        client: &'a device::Device<Core<'_>>,
         offset: u64,
         len: usize,
         dir: DataDirection,
     ) -> Result<Self> {
+        let client: &'a device::Device<Bound> = client;
+        // `dma_map_phys()` has a `BUG_ON()` for it.
+        if dir == DataDirection::None {
+            return Err(EINVAL);
+        }
         let paddr = provider.phys_start().checked_add(offset).ok_or(ERANGE)?;
         let bus = provider.bus_addr(paddr, len as u64)?;
         let map = provider.map_type(client);
@@ -147,7 +167,7 @@ impl<'a> MmioMapping<'a> {
                     bindings::__devres_alloc_node(
                         Some(unmap),
                         core::mem::size_of::<Unmap>(),
-                        GFP_ATOMIC.as_raw(),
+                        (GFP_NOWAIT | __GFP_NOWARN).as_raw(),
                         bindings::NUMA_NO_NODE,
                         c"p2pdma_mmio".as_char_ptr(),
                     )
@@ -168,8 +188,10 @@ impl<'a> MmioMapping<'a> {
                 // SAFETY: `node` is fresh devres memory, large and aligned enough (see the
                 // assertion on `Unmap`), and is never moved.
                 unsafe { node.cast::<Unmap>().write(Unmap { dma, len, dir }) };
-                // SAFETY: `client` is bound; `node` is an initialised `unmap` node of the
-                // mapping just made for it, now owned by the devres core.
+                // SAFETY: `client` is in its `Core` context, so its resources are not being
+                // released: the node joins the list released at its unbind. `node` is an
+                // initialised `unmap` node of the mapping just made for it, now owned by the
+                // devres core.
                 unsafe { bindings::devres_add(client.as_raw(), node.as_ptr()) };
                 (dma, Some(node))
             }
@@ -214,8 +236,8 @@ impl Drop for MmioMapping<'_> {
         let Some(node) = self.node else {
             return;
         };
-        // Takes the node off the client, unmaps and frees it. If the client's resources
-        // are being released already, the node is not found: it is unmapped there.
+        // Takes the node off the client, unmaps and frees it. It is there: the client's
+        // resources are released only after `'a`, a lifetime of its `Core` context.
         // SAFETY: `client` is valid (`'a`); `is_node` is a `dr_match_t`.
         let _ = unsafe {
             bindings::devres_release(

@@ -186,7 +186,14 @@ impl<'bound> P2pmem<'bound> {
 
     /// Registers the pool handle as a device-managed resource, for holders that must be
     /// `'static`; access is revoked when the device is unbound.
-    pub fn into_devres(self) -> Result<Devres<P2pmemHandle>> {
+    ///
+    /// Takes the pool's device, in its [`Core`] context (probe), `EINVAL` if `pdev` is
+    /// another device: a pool lent by a `Devres` guard may belong to a device whose
+    /// resources are being released, and a `Devres` added then would never be revoked.
+    pub fn into_devres(self, pdev: &pci::Device<Core<'_>>) -> Result<Devres<P2pmemHandle>> {
+        if pdev.as_raw() != self.pdev.as_raw() {
+            return Err(EINVAL);
+        }
         let dev = self.pdev.as_ref();
         // INVARIANT: The `'static` copy lives only inside the handle, which lends it for no
         // longer than the handle is borrowed, within the `Devres` guard or `access()`.
