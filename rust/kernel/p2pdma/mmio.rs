@@ -82,17 +82,15 @@ use core::{
 /// # Invariants
 ///
 /// `client` is in its `Core` context for `'a`. `dma` is the DMA address, for `client`, of
-/// `len` bytes of a provider's BAR. If `map` is
-/// [`MapType::ThruHostBridge`], it was mapped by `dma_map_phys(client, .., len, dir,
-/// DMA_ATTR_MMIO)` and `node` is `Some`: an `unmap` devres node of `client` that holds
-/// `dma`, `len` and `dir` and unmaps them when it is released, whichever of this object's
-/// drop and the client's unbind comes first. Else `map` is [`MapType::BusAddr`] and `node`
-/// is `None`.
+/// `len` bytes of a provider's BAR. `node` is `Some` if the client reaches the BAR through
+/// the host bridge: then `dma` was mapped by `dma_map_phys(client, .., len, dir,
+/// DMA_ATTR_MMIO)` and `node` is an `unmap` devres node of `client` that holds `dma`, `len`
+/// and `dir` and unmaps them when it is released, whichever of this object's drop and the
+/// client's unbind comes first. `node` is `None` for [`MapType::BusAddr`].
 pub struct MmioMapping<'a> {
     client: &'a device::Device<Bound>,
     dma: DmaAddress,
     len: usize,
-    map: MapType,
     node: Option<NonNull<c_void>>,
 }
 
@@ -157,8 +155,7 @@ impl<'a> MmioMapping<'a> {
         }
         let paddr = provider.phys_start().checked_add(offset).ok_or(ERANGE)?;
         let bus = provider.bus_addr(paddr, len as u64)?;
-        let map = provider.map_type(client);
-        let (dma, node) = match map {
+        let (dma, node) = match provider.map_type(client) {
             MapType::BusAddr => (bus, None),
             MapType::ThruHostBridge => {
                 // The node first: nothing is mapped that could not be unmapped at unbind.
@@ -188,10 +185,9 @@ impl<'a> MmioMapping<'a> {
                 // SAFETY: `node` is fresh devres memory, large and aligned enough (see the
                 // assertion on `Unmap`), and is never moved.
                 unsafe { node.cast::<Unmap>().write(Unmap { dma, len, dir }) };
-                // SAFETY: `client` is in its `Core` context, so its resources are not being
-                // released: the node joins the list released at its unbind. `node` is an
-                // initialised `unmap` node of the mapping just made for it, now owned by the
-                // devres core.
+                // The client is in its `Core` context: its resources are not being released,
+                // so the node joins the list released at its unbind.
+                // SAFETY: `client` is bound; `node` is an initialised `unmap` node of it.
                 unsafe { bindings::devres_add(client.as_raw(), node.as_ptr()) };
                 (dma, Some(node))
             }
@@ -199,12 +195,11 @@ impl<'a> MmioMapping<'a> {
                 return Err(Error::from_errno(-(bindings::EREMOTEIO as i32)))
             }
         };
-        // INVARIANT: mapped above according to `map`, with an `unmap` node if needed.
+        // INVARIANT: mapped above, with an `unmap` node through the host bridge.
         Ok(Self {
             client,
             dma,
             len,
-            map,
             node,
         })
     }
@@ -227,7 +222,11 @@ impl<'a> MmioMapping<'a> {
     /// Returns how the client reaches the range: [`MapType::BusAddr`] or
     /// [`MapType::ThruHostBridge`].
     pub fn map_type(&self) -> MapType {
-        self.map
+        if self.node.is_some() {
+            MapType::ThruHostBridge
+        } else {
+            MapType::BusAddr
+        }
     }
 }
 

@@ -196,9 +196,9 @@ impl<'bound> P2pmem<'bound> {
         }
         let dev = self.pdev.as_ref();
         // INVARIANT: The `'static` copy lives only inside the handle, which lends it for no
-        // longer than the handle is borrowed, within the `Devres` guard or `access()`.
-        // SAFETY: Only the lifetime changes; `Devres` drops the copy when the device is
-        // unbound, before the pool goes, and never hands it out (see the invariant).
+        // longer than the handle is borrowed, within the `Devres` guard or `access()`. As
+        // `pci::Bar::into_devres()`: `Devres` drops the copy at unbind, before the pool goes.
+        // SAFETY: Only the lifetime changes; the copy is never used past the binding.
         let pool: P2pmem<'static> = unsafe { core::mem::transmute(self) };
         Devres::new(dev, P2pmemHandle(pool))
     }

@@ -292,10 +292,10 @@ impl<'bound> P2pdmaProvider<'bound> {
         }
         let dev = self.pdev.as_ref();
         // INVARIANT: The `'static` copy lives only inside the handle, which lends it for no
-        // longer than the handle is borrowed, within the `Devres` guard or `access()`.
-        // SAFETY: Only the lifetime changes; `Devres` drops the copy when the device is
-        // unbound, before the devres action of `pcim_p2pdma_init()` (registered earlier)
-        // frees the provider, and never hands it out (see the invariant).
+        // longer than the handle is borrowed, within the `Devres` guard or `access()`. As
+        // `pci::Bar::into_devres()`: `Devres` drops the copy at unbind, before the provider
+        // goes (`pcim_p2pdma_init()`'s devres action, registered earlier, frees it).
+        // SAFETY: Only the lifetime changes; the copy is never used past the binding.
         let provider: P2pdmaProvider<'static> = unsafe { core::mem::transmute(self) };
         Devres::new(dev, ProviderHandle(provider))
     }

@@ -32,7 +32,7 @@
  * (its default is the edu's own, 28 bits). Every load says it: a Rust module
  * parameter can be set only once, so it cannot come from modprobe.d as well.
  */
-#define LOAD_IMPORTER "modprobe " IMPORTER " dma_bits=64"
+#define IMPORTER_BITS "dma_bits=64"
 #define BAR 2
 #define PAGE 0x1000ULL
 #define MAX_IMPORTERS 256
@@ -188,7 +188,8 @@ FIXTURE_SETUP(dmabuf)
 	char devs[3][16];
 	int i, n;
 
-	ASSERT_EQ(0, system("modprobe " EXPORTER " && " LOAD_IMPORTER));
+	ASSERT_EQ(0, load_module(EXPORTER, ""));
+	ASSERT_EQ(0, load_module(IMPORTER, IMPORTER_BITS));
 	self->exp_bdf[0] = '\0';
 	n = find_devs(0x1af4, 0x1110, devs, 3);
 	for (i = 0; i < n; i++) {
@@ -217,31 +218,21 @@ static int unload(const char *module)
 	return syscall(__NR_delete_module, module, O_NONBLOCK) ? -errno : 0;
 }
 
+/* Loads the importer sample afresh with @params (in full: dma_bits too). */
+static int reload_importer(const char *params)
+{
+	return unload(IMPORTER) ?: load_module(IMPORTER, params);
+}
+
 /* Loads both samples afresh with @params; none of their files may be open. */
 static int reload_samples(const char *params)
 {
-	char cmd[256];
+	char imp[128];
 
 	if (unload(IMPORTER) || unload(EXPORTER))
 		return -1;
-	snprintf(cmd, sizeof(cmd), "modprobe " EXPORTER " %s && " LOAD_IMPORTER " %s",
-		 params, params);
-	return system(cmd);
-}
-
-/*
- * Loads the importer sample afresh with @params (in full: dma_bits too); none of
- * its files may be open. 0 once it is loaded (busybox modprobe may exit with 0
- * when the kernel refused the module).
- */
-static int reload_importer(const char *params)
-{
-	char cmd[256];
-
-	if (unload(IMPORTER))
-		return -1;
-	snprintf(cmd, sizeof(cmd), "modprobe " IMPORTER " %s", params);
-	return system(cmd) ?: access("/sys/module/" IMPORTER, F_OK);
+	snprintf(imp, sizeof(imp), IMPORTER_BITS " %s", params);
+	return load_module(EXPORTER, params) ?: load_module(IMPORTER, imp);
 }
 
 /* Whether @bdf may master the bus (PCI_COMMAND_MASTER), or -1. */
@@ -575,7 +566,8 @@ TEST_F(dmabuf, rmmod_with_open_node_fails_until_closed)
 	EXPECT_EQ(0, unload(EXPORTER));
 
 	/* Both come back; the exporter's device keeps its driver_override. */
-	ASSERT_EQ(0, system("modprobe " EXPORTER " && " LOAD_IMPORTER));
+	ASSERT_EQ(0, load_module(EXPORTER, ""));
+	ASSERT_EQ(0, load_module(IMPORTER, IMPORTER_BITS));
 	works_again(_metadata, self);
 }
 
@@ -695,7 +687,7 @@ out:
 	close(buf);
 	EXPECT_TRUE(exports_gone(self->exp));
 
-	ASSERT_EQ(0, reload_importer("dma_bits=64"));
+	ASSERT_EQ(0, reload_importer(IMPORTER_BITS));
 	self->reloaded = 0;
 }
 

@@ -45,18 +45,15 @@ static int exists(const char *fmt, const char *bdf)
 }
 
 /*
- * Loads the module afresh with @params; the exit status of modprobe. Under
- * TCG and KASAN one reload takes 0.5 to 4 s, so tests that reload get their
- * own timeouts.
+ * Loads the module afresh with @params; 0 once it is loaded. Under TCG and
+ * KASAN one reload takes 0.5 to 4 s, so tests that reload get their own
+ * timeouts.
  */
 static int reload(const char *params)
 {
-	char cmd[256];
-
 	if (access(PCI_DRV, F_OK) == 0 && system("rmmod p2pdma_rs"))
 		return -1;
-	snprintf(cmd, sizeof(cmd), "modprobe p2pdma_rs %s", params);
-	return system(cmd);
+	return load_module("p2pdma_rs", params);
 }
 
 FIXTURE_SETUP(drv)
@@ -298,21 +295,21 @@ static int dma_debug_entries(const char *bdf)
  * also report a driver released with mappings outstanding). The test driver
  * rust_p2pdma_leak, bound through driver_override, takes the root-bus
  * ivshmem as provider and pci-testdev, also on the root bus, as client:
- * through the host bridge (EPYC) there is a mapping to leak, otherwise the
- * pair is NOT_SUPPORTED and nothing is mapped. The module stays loaded.
+ * through the host bridge (EPYC boot) there is a mapping to leak; elsewhere
+ * the pair is NOT_SUPPORTED and the test skips. The module stays loaded.
  */
 TEST_F(drv, leaked_mmio_mapping_unmapped_at_client_unbind)
 {
-	int want = cpu_allows_host_bridge() ? 1 : 0;
-
-	ASSERT_EQ(0, system("modprobe " LEAK));
+	if (!cpu_allows_host_bridge())
+		SKIP(return, "root-bus pairs are NOT_SUPPORTED here: nothing to map (EPYC boot)");
+	ASSERT_EQ(0, load_module(LEAK, ""));
 	ASSERT_EQ(0, dma_debug_entries(self->testdev));
 	ASSERT_EQ(0, write_str(PCI_DRV "/unbind", self->root));
 	ASSERT_EQ(0, set_override(self->root, LEAK));
 	ASSERT_EQ(0, write_str(LEAK_DRV "/bind", self->root));
 	ASSERT_EQ(0, set_override(self->testdev, LEAK));
 	ASSERT_EQ(0, write_str(LEAK_DRV "/bind", self->testdev));
-	EXPECT_EQ(want, dma_debug_entries(self->testdev));
+	ASSERT_EQ(1, dma_debug_entries(self->testdev)) TH_LOG("no mapping to leak");
 
 	ASSERT_EQ(0, write_str(LEAK_DRV "/unbind", self->testdev));
 	EXPECT_EQ(0, dma_debug_entries(self->testdev));

@@ -25,6 +25,22 @@
 #define PCI_DRV "/sys/bus/pci/drivers/p2pdma_rs"
 #define DEBUGFS "/sys/kernel/debug"
 
+/*
+ * modprobe @module with @params: 0 once the module is loaded (busybox modprobe
+ * may exit with 0 when the kernel refused the module, for example for a
+ * parameter it cannot parse).
+ */
+static inline int load_module(const char *module, const char *params)
+{
+	char cmd[256], path[PATH_MAX];
+
+	snprintf(cmd, sizeof(cmd), "modprobe %s %s", module, params);
+	if (system(cmd))
+		return -1;
+	snprintf(path, sizeof(path), "/sys/module/%s", module);
+	return access(path, F_OK);
+}
+
 /* The first line of file @path, without its newline; 0 or -errno. */
 static inline int read_str(const char *path, char *buf, size_t len)
 {
