@@ -44,6 +44,7 @@
 pub mod bench;
 mod client;
 mod dmabuf;
+mod import;
 mod map;
 mod mmio;
 mod node;
@@ -57,14 +58,16 @@ pub use dmabuf::{
     check_ranges,
     BarInfo,
     BarRange,
-    DmaRange,
     Exporter,
     ExporterHandle,
     ExporterStatus,
+    MAX_RANGES, //
+};
+pub use import::{
+    DmaRange,
     ImportRef,
     Importer,
-    ImporterHandle,
-    MAX_RANGES, //
+    ImporterHandle, //
 };
 pub use map::MapType;
 pub use mmio::MmioMapping;

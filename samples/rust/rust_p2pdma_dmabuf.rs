@@ -20,6 +20,11 @@
 
 use kernel::{
     device::Core,
+    dma_buf::DmaBuf,
+    fs::file::{
+        flags::O_CLOEXEC,
+        FileDescriptorReservation, //
+    },
     ioctl::{
         _IO,
         _IOW,
@@ -87,10 +92,14 @@ impl ExportFile {
             let len = reader.read::<u64>()?;
             ranges.push(BarRange { offset, len }, GFP_KERNEL)?;
         }
-        let fd = self
+        // The fd is reserved first, so that nothing can fail once the buffer exists.
+        let fd = FileDescriptorReservation::get_unused_fd_flags(open_flags & O_CLOEXEC)?;
+        let buf = self
             .exporter
             .export(&THIS_MODULE, bar, &ranges, open_flags)?;
-        Ok(fd as isize)
+        let nr = fd.reserved_fd();
+        fd.fd_install(DmaBuf::into_file(buf));
+        Ok(nr as isize)
     }
 
     /// `P2PDMA_DMABUF_STATE`: reads the BAR index, writes the whole struct back.

@@ -191,9 +191,7 @@ impl<'a> MmioMapping<'a> {
                 unsafe { bindings::devres_add(client.as_raw(), node.as_ptr()) };
                 (dma, Some(node))
             }
-            MapType::None | MapType::NotSupported => {
-                return Err(Error::from_errno(-(bindings::EREMOTEIO as i32)))
-            }
+            MapType::None | MapType::NotSupported => return Err(EREMOTEIO),
         };
         // INVARIANT: mapped above, with an `unmap` node through the host bridge.
         Ok(Self {
