@@ -18,9 +18,10 @@
 //! from system memory into the edu buffer, then from there into the dma-buf, peer to peer.
 //!
 //! The edu masks the DMA addresses it is given to its `dma_mask` (28 bits by default, a QEMU
-//! device property): the `dma_bits` parameter says how wide it is, and a transfer to or from
-//! an address the engine cannot reach is refused with `ERANGE` instead of landing in the
-//! wrong place. At unbind the driver stops the engine for good, waits for the transfer in
+//! device property): the `dma_bits` parameter says how wide it is. It is the device's DMA
+//! mask ([`pci::Driver::dma_mask`]), and a transfer to or from an address the engine cannot
+//! reach (a peer's bus address) is refused with `ERANGE` instead of landing in the wrong
+//! place. At unbind the driver stops the engine for good, waits for the transfer in
 //! flight and clears bus mastering, before its staging buffer and registers are released.
 
 use kernel::{
@@ -31,7 +32,8 @@ use kernel::{
     devres::Devres,
     dma::{
         Coherent,
-        DataDirection, //
+        DataDirection,
+        DmaMask, //
     },
     io::Io,
     ioctl::{
@@ -413,7 +415,6 @@ impl pci::Driver for ImportDriver {
             if (pdev.vendor_id().as_raw(), pdev.device_id()) != (EDU_VENDOR, EDU_DEVICE) {
                 return Err(ENODEV);
             }
-            dma_limit()?;
             pdev.enable_device_mem()?;
             let bound: &'bound pci::Device<Bound> = pdev;
             let bar = pdev
@@ -455,6 +456,18 @@ impl pci::Driver for ImportDriver {
                 importer,
             }? Error))
         })
+    }
+
+    /// The engine's reach, `dma_bits`: the PCI core sets it before probe, so the staging
+    /// buffer and every mapping made for the device (but peer-to-peer bus addresses, which
+    /// are not mapped: see [`reachable`]) fit in it. A width the platform cannot serve fails
+    /// the probe (`EIO`): 28 bits, QEMU's default, needs `CONFIG_ZONE_DMA` or a guest with at
+    /// most 256 MiB of memory.
+    fn dma_mask(_info: &Self::IdInfo) -> Result<Option<DmaMask>> {
+        dma_limit()?;
+        Ok(Some(DmaMask::try_new(
+            *module_parameters::dma_bits.value(),
+        )?))
     }
 
     /// Runs after the library stopped, unmapped and detached every import, before the

@@ -658,8 +658,9 @@ TEST_F(dmabuf, importer_unbind_quiesces_engine_and_clears_bus_master)
  * The engine reaches only dma_bits of address (QEMU's edu: 28 by default). A
  * BAR above that is mapped but not written: the transfer is refused with
  * ERANGE, the buffer keeps its zeros. 31 bits: the staging buffer (guest RAM,
- * 2 GiB) is reachable, the BAR is not, so the refusal is the destination's. A
- * width that is no width refuses probe.
+ * 2 GiB) is reachable, the BAR is not, so the refusal is the destination's. The
+ * width is the device's DMA mask, set before probe. A width that is no width
+ * refuses probe.
  */
 TEST_F(dmabuf, dma_beyond_the_engine_mask_refused)
 {
@@ -673,6 +674,9 @@ TEST_F(dmabuf, dma_beyond_the_engine_mask_refused)
 	EXPECT_STRNE(IMPORTER, drv);
 
 	ASSERT_EQ(0, reload_importer("dma_bits=31"));
+	/* The PCI core set it before probe (pci::Driver::dma_mask); 32 bits otherwise. */
+	EXPECT_EQ(31, read_long(self->edu_sw, "dma_mask_bits"));
+	EXPECT_EQ(31, read_long(self->edu_sw, "consistent_dma_mask_bits"));
 	buf = export_one(self->exp, 0xd00000, 0x10000);
 	ASSERT_LE(0, buf);
 	imp = importer(self->edu_sw, buf);
@@ -688,6 +692,7 @@ out:
 	EXPECT_TRUE(exports_gone(self->exp));
 
 	ASSERT_EQ(0, reload_importer(IMPORTER_BITS));
+	EXPECT_EQ(64, read_long(self->edu_sw, "dma_mask_bits"));
 	self->reloaded = 0;
 }
 
