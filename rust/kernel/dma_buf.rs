@@ -186,9 +186,9 @@ impl DmaBuf {
     }
 
     /// Turns a reference of the buffer into one of its file, for example to install it as
-    /// a file descriptor ([`FileDescriptorReservation::fd_install`]).
+    /// a file descriptor ([`fd_install`]).
     ///
-    /// [`FileDescriptorReservation::fd_install`]: crate::fs::file::FileDescriptorReservation::fd_install
+    /// [`fd_install`]: crate::fs::file::FileDescriptorReservation::fd_install
     pub fn into_file(this: ARef<Self>) -> ARef<File> {
         let this = core::mem::ManuallyDrop::new(this);
         // SAFETY: The buffer is alive and owns its file, whose refcount is the buffer's
