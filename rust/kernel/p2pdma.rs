@@ -61,6 +61,7 @@ pub use dmabuf::{
     Exporter,
     ExporterHandle,
     ExporterStatus,
+    Revocation,
     MAX_RANGES, //
 };
 pub use import::{

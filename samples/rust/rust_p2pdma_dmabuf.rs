@@ -13,6 +13,11 @@
 //!   returns; afterwards maps fail until the exports are re-armed.
 //! - `P2PDMA_DMABUF_STATE`: where a BAR is, and the exporter's state.
 //!
+//! A reset of the device (the `reset` attribute in sysfs, a bus or slot reset) revokes every
+//! export before the device stops decoding, and re-arms them afterwards
+//! ([`pci::Driver::reset_prepare`], [`pci::Driver::reset_done`]); a revocation that user
+//! space asked for stays in force across it.
+//!
 //! Unbinding, removing or hot-unplugging the device revokes everything for good before
 //! `remove()` runs (device-managed work of [`kernel::p2pdma::Exporter`], done even if the
 //! exporter is leaked, which the `forget` parameter does for the selftests); the dma-bufs
@@ -37,6 +42,7 @@ use kernel::{
         ExporterHandle,
         Node,
         NodeFile,
+        Revocation,
         MAX_RANGES, //
     },
     pci,
@@ -169,6 +175,7 @@ kernel::pci_device_table!(
     ]
 );
 
+#[vtable]
 impl pci::Driver for DmabufDriver {
     type IdInfo = ();
     type Data<'bound> = DmabufSample<'bound>;
@@ -198,6 +205,20 @@ impl pci::Driver for DmabufDriver {
                 handle,
             }? Error))
         })
+    }
+
+    /// Before a reset (sysfs `reset`, a bus or slot reset): revoke every export and wait
+    /// for the importers' DMA, while the BAR still decodes; a user's revocation stays.
+    fn reset_prepare<'bound>(pdev: &'bound pci::Device<Core<'_>>, this: Pin<&Self::Data<'bound>>) {
+        // Cannot fail while the device is bound.
+        let _ = this.handle.revoke_for(Revocation::Reset);
+        dev_info!(pdev, "reset: exports revoked\n");
+    }
+
+    /// After the reset, with the config space restored: re-arm what the reset revoked.
+    fn reset_done<'bound>(pdev: &'bound pci::Device<Core<'_>>, this: Pin<&Self::Data<'bound>>) {
+        let _ = this.handle.rearm(Revocation::Reset);
+        dev_info!(pdev, "reset: done, exports re-armed\n");
     }
 
     /// Runs in `remove()`: by now the exports are revoked for good; says so for the

@@ -401,6 +401,7 @@ kernel::pci_device_table!(
     ]
 );
 
+#[vtable]
 impl pci::Driver for ImportDriver {
     type IdInfo = ();
     type Data<'bound> = ImportSample<'bound>;

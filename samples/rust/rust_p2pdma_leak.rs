@@ -48,6 +48,7 @@ kernel::pci_device_table!(
     ]
 );
 
+#[vtable]
 impl pci::Driver for LeakDriver {
     type IdInfo = ();
     type Data<'bound> = ();

@@ -18,6 +18,14 @@
 //! Unbinding takes those user mappings away and then waits until every page is given back
 //! (I/O in flight included): the pgmap's reference count is the lifetime guarantee.
 //!
+//! A reset of the device (the `reset` attribute in sysfs, a bus or slot reset) does not
+//! take the memory away: the pages stay published and mapped, but the BAR does not decode
+//! while the device is reset, so peer DMA into it in that window is lost and reads return
+//! all-ones. The C P2PDMA API cannot hold off allocations around a reset (unpublishing only
+//! hides the device from `pci_p2pmem_find_many()`, not from `pci_alloc_p2pmem()` or sysfs),
+//! so this driver does not implement [`pci::Driver::reset_prepare`]: its users must not
+//! reset a device whose p2pmem is in use.
+//!
 //! For each device it binds, the driver also enables P2PDMA, takes a provider for every
 //! memory BAR, and offers in debugfs what the selftests check
 //! (`/sys/kernel/debug/p2pdma_rs-<bdf>/`):
@@ -410,6 +418,7 @@ kernel::pci_device_table!(
     ]
 );
 
+#[vtable]
 impl pci::Driver for P2pdmaRs {
     type IdInfo = ();
     type Data<'bound> = P2pdmaRsData;

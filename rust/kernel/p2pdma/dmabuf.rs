@@ -306,7 +306,8 @@ struct ExporterState {
     /// Each memory BAR: its provider and what [`ExporterHandle::bar_info`] reports.
     bars: [Option<(*mut bindings::p2pdma_provider, BarInfo)>; 6],
     exports: KVec<Arc<Export>>,
-    revoked: bool,
+    /// Why the exports are revoked: a set of [`Revocation`] bits; none, they are armed.
+    reasons: u32,
     /// The device is unbound: everything revoked for good, no new exports.
     gone: bool,
 }
@@ -314,11 +315,24 @@ struct ExporterState {
 // SAFETY: The provider pointers are shared read-only C state, used under the mutex.
 unsafe impl Send for ExporterState {}
 
+/// Why an exporter's buffers are revoked. Each reason is taken back on its own; the buffers
+/// are armed again once none is left.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u32)]
+pub enum Revocation {
+    /// Its user asked for it (as VFIO does when memory decoding is turned off).
+    User = 1,
+    /// The device is being reset ([`pci::Driver::reset_prepare`]).
+    Reset = 2,
+}
+
 /// The current state of an exporter, for reports.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ExporterStatus {
-    /// Exports are revoked (by [`ExporterHandle::revoke`] or because the device is gone).
+    /// Exports are revoked (by [`ExporterHandle::revoke_for`] or because the device is gone).
     pub revoked: bool,
+    /// Why: a set of [`Revocation`] bits.
+    pub reasons: u32,
     /// The provider device is unbound.
     pub gone: bool,
     /// dma-bufs exported and not yet released.
@@ -372,7 +386,7 @@ impl<'bound> Exporter<'bound> {
         let state = ExporterState {
             bars,
             exports: KVec::new(),
-            revoked: false,
+            reasons: 0,
             gone: false,
         };
         Ok(Self {
@@ -390,7 +404,6 @@ impl OnUnbind for Mutex<ExporterState> {
     fn unbind(&self) {
         let mut state = self.lock();
         state.gone = true;
-        state.revoked = true;
         state.bars = [None; 6];
         for export in state.exports.drain_all() {
             export.set_revoked(true);
@@ -443,7 +456,7 @@ impl ExporterHandle {
         }
         state.exports.retain(|e| !e.dmabuf.lock().0.is_null());
         state.exports.reserve(1, GFP_KERNEL)?;
-        let revoked = state.revoked;
+        let revoked = state.reasons != 0;
         let export = Arc::pin_init(
             try_pin_init!(Export {
                 revoked: AtomicBool::new(revoked),
@@ -465,27 +478,44 @@ impl ExporterHandle {
         Ok(buf)
     }
 
-    /// Revokes every export synchronously: when this returns, every importer has seen
-    /// `invalidate_mappings`, every fence has signalled and every mapping is unmapped.
-    /// New attachments and mappings fail with `ENODEV` until [`Self::unrevoke`].
+    /// Revokes every export for the user ([`Revocation::User`]): see [`Self::revoke_for`].
     pub fn revoke(&self) -> Result {
-        self.set_revoked(true)
+        self.revoke_for(Revocation::User)
     }
 
-    /// Re-arms every export: importers may map again. Fails with `ENODEV` once the device
-    /// is gone.
+    /// Takes back the user's revocation ([`Revocation::User`]): see [`Self::rearm`].
     pub fn unrevoke(&self) -> Result {
-        self.set_revoked(false)
+        self.rearm(Revocation::User)
     }
 
-    fn set_revoked(&self, revoke: bool) -> Result {
+    /// Revokes every export, for `why`, synchronously: when this returns, every importer has
+    /// seen `invalidate_mappings`, every fence has signalled and every mapping is unmapped
+    /// (DMA the importers had started is done). New attachments and mappings fail with
+    /// `ENODEV` until every reason is taken back. Fails with `ENODEV` once the device is
+    /// gone.
+    pub fn revoke_for(&self, why: Revocation) -> Result {
+        self.update(|reasons| reasons | why as u32)
+    }
+
+    /// Takes back the revocation for `why`: once no reason is left, importers may map again.
+    /// A reset's re-arm thus never undoes a user's revocation. Fails with `ENODEV` once the
+    /// device is gone.
+    pub fn rearm(&self, why: Revocation) -> Result {
+        self.update(|reasons| reasons & !(why as u32))
+    }
+
+    fn update(&self, f: impl FnOnce(u32) -> u32) -> Result {
         let mut state = self.0.lock();
         if state.gone {
             return Err(ENODEV);
         }
-        state.revoked = revoke;
-        for export in state.exports.iter() {
-            export.set_revoked(revoke);
+        let was = state.reasons != 0;
+        state.reasons = f(state.reasons);
+        let now = state.reasons != 0;
+        if was != now {
+            for export in state.exports.iter() {
+                export.set_revoked(now);
+            }
         }
         Ok(())
     }
@@ -504,7 +534,8 @@ impl ExporterHandle {
     pub fn status(&self) -> ExporterStatus {
         let state = self.0.lock();
         let mut status = ExporterStatus {
-            revoked: state.revoked,
+            revoked: state.reasons != 0 || state.gone,
+            reasons: state.reasons,
             gone: state.gone,
             exports: 0,
             mappings: 0,

@@ -415,6 +415,76 @@ TEST_F_TIMEOUT(dmabuf, revoke_with_256_importers, 120)
 	revoke_with(_metadata, self, 256, 0x600000);
 }
 
+/*
+ * A function reset of the exporter (sysfs reset: the PCI core resets the bus
+ * below its downstream port) with four mapped importers on two buffers and a
+ * transfer in flight: the driver's reset_prepare revokes first, so when the
+ * write returns every importer was invalidated and unmapped and the transfer
+ * landed; reset_done re-armed, so the old importers map again and a new write
+ * lands. A user's REVOKE made before a reset is still in force after it.
+ */
+TEST_F(dmabuf, reset_revokes_first_and_rearms)
+{
+	struct p2pdma_import_status s;
+	struct p2pdma_import_range m;
+	struct p2pdma_dmabuf_state st;
+	char path[PATH_MAX];
+	int buf[2], imp[4], i, mapped;
+
+	snprintf(path, sizeof(path), PCI_DEVS "/%s/reset", self->exp_bdf);
+	if (access(path, W_OK))
+		SKIP(return, "%s cannot be reset here", self->exp_bdf);
+	for (i = 0; i < 2; i++) {
+		buf[i] = export_one(self->exp, 0x300000 + i * 0x10000, 0x10000);
+		ASSERT_LE(0, buf[i]);
+	}
+	for (i = 0; i < 4; i++) {
+		imp[i] = importer(self->edu_sw, buf[i % 2]);
+		ASSERT_LE(0, imp[i]);
+		ASSERT_EQ(1, imp_map(imp[i], &m, 1, NULL));
+	}
+	/* Started, not waited for: the reset's revocation has to wait for it. */
+	ASSERT_EQ(0, imp_dma(imp[0], 0, DMA_LEN, self->seed, 0));
+	ASSERT_EQ(0, write_str(path, "1"));
+
+	/*
+	 * Two invalidations each: the revocation before the reset, and the
+	 * re-arm after it, which tells importers they may map again (as VFIO's
+	 * does). Without the reset hooks: none, and still mapped.
+	 */
+	for (i = 0; i < 4; i++) {
+		ASSERT_EQ(0, imp_status(imp[i], &s));
+		EXPECT_EQ(0, s.mapped);
+		EXPECT_EQ(2, s.invalidations);
+		EXPECT_EQ(0, s.dma_busy);
+	}
+	hostcheck(0x300000, DMA_LEN, self->seed, 0);
+	ASSERT_EQ(0, state(self->exp, &st));
+	EXPECT_EQ(0, st.revoked);
+	for (mapped = i = 0; i < 4; i++)
+		mapped += imp_map(imp[i], &m, 1, NULL) == 1;
+	EXPECT_EQ(4, mapped);
+	ASSERT_EQ(0, imp_dma(imp[1], 0x2000, DMA_LEN, self->seed + 2, 1));
+	hostcheck(0x310000 + 0x2000, DMA_LEN, self->seed + 2, 0);
+
+	/* The user's revocation outlives the reset's re-arm. */
+	ASSERT_EQ(0, ioctl(self->exp, P2PDMA_DMABUF_REVOKE));
+	ASSERT_EQ(0, write_str(path, "1"));
+	ASSERT_EQ(0, state(self->exp, &st));
+	EXPECT_EQ(1, st.revoked);
+	EXPECT_EQ(-ENODEV, imp_map(imp[0], &m, 1, NULL));
+	EXPECT_EQ(-ENODEV, imp_dma(imp[0], 0x4000, DMA_LEN, self->seed + 4, 1));
+	hostcheck(0x300000 + 0x4000, DMA_LEN, 0, 1);
+	ASSERT_EQ(0, ioctl(self->exp, P2PDMA_DMABUF_UNREVOKE));
+	EXPECT_EQ(1, imp_map(imp[0], &m, 1, NULL));
+
+	for (i = 0; i < 4; i++)
+		close(imp[i]);
+	for (i = 0; i < 2; i++)
+		close(buf[i]);
+	EXPECT_TRUE(exports_gone(self->exp));
+}
+
 /* Live buffers, attachments and mappings; then the exporter goes away. */
 struct live {
 	int buf[2];
