@@ -13,10 +13,15 @@
 //!   returns; afterwards maps fail until the exports are re-armed.
 //! - `P2PDMA_DMABUF_STATE`: where a BAR is, and the exporter's state.
 //!
+//! It exports only from the BARs of its `bars` parameter (BAR 2 by default), which it claims
+//! for itself at probe; exporting from another memory BAR fails with `EPERM`.
+//!
 //! A reset of the device (the `reset` attribute in sysfs, a bus or slot reset) revokes every
 //! export before the device stops decoding, and re-arms them afterwards
-//! ([`pci::Driver::reset_prepare`], [`pci::Driver::reset_done`]); a revocation that user
-//! space asked for stays in force across it.
+//! ([`pci::Driver::reset_prepare`], [`pci::Driver::reset_done`]); so does an error that the
+//! PCI error recovery (AER) reports, from [`pci::Driver::error_detected`] to
+//! [`pci::Driver::resume`]. As in VFIO, the exports are re-armed only if the device decodes
+//! memory afterwards, and a revocation that user space asked for stays in force across both.
 //!
 //! Unbinding, removing or hot-unplugging the device revokes everything for good before
 //! `remove()` runs (device-managed work of [`kernel::p2pdma::Exporter`], done even if the
@@ -24,12 +29,14 @@
 //! and files that user space still holds then fail with `ENODEV`.
 
 use kernel::{
+    bindings,
     device::Core,
     dma_buf::DmaBuf,
     fs::file::{
         flags::O_CLOEXEC,
         FileDescriptorReservation, //
     },
+    io::Io,
     ioctl::{
         _IO,
         _IOW,
@@ -45,7 +52,11 @@ use kernel::{
         Revocation,
         MAX_RANGES, //
     },
-    pci,
+    pci::{
+        self,
+        ChannelState,
+        ErsResult, //
+    },
     prelude::*,
     str::CString,
     uaccess::{
@@ -188,7 +199,9 @@ impl pci::Driver for DmabufDriver {
     ) -> impl PinInit<Self::Data<'bound>, Error> + 'bound {
         pin_init::pin_init_scope(move || {
             pdev.enable_device_mem()?;
-            let exporter = Exporter::new(pdev)?;
+            let bars = *module_parameters::bars.value();
+            let claim = BarIndex::all().filter(|bar| bars & (1 << bar.get()) != 0);
+            let exporter = Exporter::new(pdev, claim)?;
             let handle = exporter.handle();
             let exporter = if *module_parameters::forget.value() != 0 {
                 // Test only: the library must revoke at unbind all the same.
@@ -217,8 +230,47 @@ impl pci::Driver for DmabufDriver {
 
     /// After the reset, with the config space restored: re-arm what the reset revoked.
     fn reset_done<'bound>(pdev: &'bound pci::Device<Core<'_>>, this: Pin<&Self::Data<'bound>>) {
-        let _ = this.handle.rearm(Revocation::Reset);
-        dev_info!(pdev, "reset: done, exports re-armed\n");
+        rearm(pdev, &this.handle, Revocation::Reset, "reset");
+    }
+
+    /// An error below the device's link: revoke every export, as for a reset, then vote.
+    fn error_detected<'bound>(
+        pdev: &'bound pci::Device<Core<'_>>,
+        this: Pin<&Self::Data<'bound>>,
+        state: ChannelState,
+    ) -> ErsResult {
+        let _ = this.handle.revoke_for(Revocation::Error);
+        dev_info!(pdev, "error recovery: {:?}, exports revoked\n", state);
+        match state {
+            ChannelState::Normal => ErsResult::CanRecover,
+            ChannelState::Frozen => ErsResult::NeedReset,
+            ChannelState::PermanentFailure => ErsResult::Disconnect,
+        }
+    }
+
+    /// The BAR works again after a non-fatal error; nothing to set up.
+    fn mmio_enabled<'bound>(
+        pdev: &'bound pci::Device<Core<'_>>,
+        _this: Pin<&Self::Data<'bound>>,
+    ) -> ErsResult {
+        dev_info!(pdev, "error recovery: MMIO enabled\n");
+        ErsResult::Recovered
+    }
+
+    /// After the recovery reset the link: put the config space back (BAR addresses and
+    /// memory decoding included).
+    fn slot_reset<'bound>(
+        pdev: &'bound pci::Device<Core<'_>>,
+        _this: Pin<&Self::Data<'bound>>,
+    ) -> ErsResult {
+        pdev.restore_state();
+        dev_info!(pdev, "error recovery: slot reset, config space restored\n");
+        ErsResult::Recovered
+    }
+
+    /// The recovery is over: re-arm what the error revoked.
+    fn resume<'bound>(pdev: &'bound pci::Device<Core<'_>>, this: Pin<&Self::Data<'bound>>) {
+        rearm(pdev, &this.handle, Revocation::Error, "error recovery");
     }
 
     /// Runs in `remove()`: by now the exports are revoked for good; says so for the
@@ -234,6 +286,22 @@ impl pci::Driver for DmabufDriver {
     }
 }
 
+/// Takes back the revocation for `why` if the device decodes memory (a user may have turned
+/// it off through the config space); otherwise the exports stay revoked until the next reset.
+fn rearm(pdev: &pci::Device<Core<'_>>, handle: &ExporterHandle, why: Revocation, what: &str) {
+    let cmd = pdev.config_space().read16(bindings::PCI_COMMAND as usize);
+    if u32::from(cmd) & bindings::PCI_COMMAND_MEMORY != 0 {
+        let _ = handle.rearm(why);
+        dev_info!(pdev, "{}: done, exports re-armed\n", what);
+    } else {
+        dev_info!(
+            pdev,
+            "{}: done, memory decoding off: exports stay revoked\n",
+            what
+        );
+    }
+}
+
 kernel::module_pci_driver! {
     type: DmabufDriver,
     name: "rust_p2pdma_dmabuf",
@@ -241,6 +309,10 @@ kernel::module_pci_driver! {
     description: "Rust P2PDMA dma-buf exporter sample (VFIO-style, synchronous revocation)",
     license: "GPL v2",
     params: {
+        bars: u32 {
+            default: 4,
+            description: "BARs to claim and export, a bit each (default: BAR 2)",
+        },
         forget: u32 {
             default: 0,
             description: "Test only: 1 leaks each device's Exporter (mem::forget) at probe",

@@ -4,7 +4,7 @@
 
 use kernel::{
     device::{Bound, Core},
-    p2pdma::Exporter,
+    p2pdma::{BarIndex, Exporter},
     pci,
     prelude::*,
 };
@@ -12,8 +12,8 @@ use kernel::{
 #[allow(dead_code)]
 fn export(pdev: &pci::Device<Core<'_>>, bound: &pci::Device<Bound>) -> Result {
     #[cfg(cf_neg)]
-    let _ = (pdev, Exporter::new(bound)?); //~ E0308
+    let _ = (pdev, Exporter::new(bound, BarIndex::all())?); //~ E0308
     #[cfg(not(cf_neg))]
-    let _ = (bound, Exporter::new(pdev)?);
+    let _ = (bound, Exporter::new(pdev, BarIndex::all())?);
     Ok(())
 }

@@ -6,7 +6,7 @@
 
 use kernel::{
     device::Core,
-    p2pdma::{Exporter, ExporterHandle},
+    p2pdma::{BarIndex, Exporter, ExporterHandle},
     pci,
     prelude::*,
 };
@@ -16,7 +16,7 @@ fn keep_forever<T: 'static>(_: T) {}
 
 #[allow(dead_code)]
 fn export(pdev: &pci::Device<Core<'_>>) -> Result {
-    let exporter = Exporter::new(pdev)?;
+    let exporter = Exporter::new(pdev, BarIndex::all())?;
     #[cfg(cf_neg)]
     keep_forever::<Exporter<'_>>(exporter); //~ E0521 E0521
     #[cfg(not(cf_neg))]

@@ -43,7 +43,10 @@ use crate::{
         ResvGuard,
         ResvUsage, //
     },
-    error::from_err_ptr,
+    error::{
+        from_err_ptr,
+        to_result, //
+    },
     fs::file::flags::{
         O_ACCMODE,
         O_CLOEXEC, //
@@ -301,10 +304,19 @@ pub(super) fn map_type(resv: &ResvGuard<'_>, dev: &device::Device) -> Option<Map
     Some(MapType::from_c(raw))
 }
 
+/// A memory BAR of the exporter's device.
+#[derive(Clone, Copy)]
+struct Bar {
+    provider: *mut bindings::p2pdma_provider,
+    info: BarInfo,
+    /// The exporter claimed it for its driver, so it may export from it.
+    claimed: bool,
+}
+
 /// The exporter's view of a device: its BARs and its exports.
 struct ExporterState {
-    /// Each memory BAR: its provider and what [`ExporterHandle::bar_info`] reports.
-    bars: [Option<(*mut bindings::p2pdma_provider, BarInfo)>; 6],
+    /// Each memory BAR.
+    bars: [Option<Bar>; 6],
     exports: KVec<Arc<Export>>,
     /// Why the exports are revoked: a set of [`Revocation`] bits; none, they are armed.
     reasons: u32,
@@ -324,6 +336,9 @@ pub enum Revocation {
     User = 1,
     /// The device is being reset ([`pci::Driver::reset_prepare`]).
     Reset = 2,
+    /// The PCI error recovery found an error below the device's link
+    /// ([`pci::Driver::error_detected`]).
+    Error = 4,
 }
 
 /// The current state of an exporter, for reports.
@@ -363,16 +378,29 @@ pub struct BarInfo {
 /// if the exporter was leaked; dropping the exporter only does it early. Use [`Exporter::handle`]
 /// for the `'static` handle a file or misc device needs: it fails with `ENODEV` once the
 /// exports are revoked for good.
+///
+/// It exports only from BARs it claimed for the driver, as VFIO does: the regions are
+/// requested in the driver's name, device-managed, so nobody else can claim them while the
+/// driver is bound.
 pub struct Exporter<'bound> {
     work: UnbindWork<'bound, Mutex<ExporterState>>,
 }
 
 impl<'bound> Exporter<'bound> {
-    /// Creates an exporter for the memory BARs of `pdev`, in its [`Core`] context (probe),
-    /// enabling P2PDMA on it if needed ([`P2pdma::init`]).
-    pub fn new(pdev: &'bound pci::Device<Core<'_>>) -> Result<Self> {
+    /// Creates an exporter of the memory BARs `claim` of `pdev`, in its [`Core`] context
+    /// (probe), enabling P2PDMA on it if needed ([`P2pdma::init`]).
+    ///
+    /// Claims each BAR of `claim` for the driver (`pcim_request_region()`, released when the
+    /// driver is unbound): fails with `EINVAL` if one is no memory BAR and `EBUSY` if it is
+    /// claimed already (by the driver itself through [`pci::Device::iomap_region`], or by
+    /// another). The other memory BARs are reported ([`ExporterHandle::bar_info`]) but not
+    /// exported.
+    pub fn new(
+        pdev: &'bound pci::Device<Core<'_>>,
+        claim: impl IntoIterator<Item = BarIndex>,
+    ) -> Result<Self> {
         let p2p = P2pdma::init(pdev)?;
-        let mut bars = [None; 6];
+        let mut bars: [Option<Bar>; 6] = [None; 6];
         for bar in BarIndex::all() {
             if let Ok(p) = p2p.provider(bar) {
                 let info = BarInfo {
@@ -380,7 +408,18 @@ impl<'bound> Exporter<'bound> {
                     len: p.len(),
                     bus_offset: p.bus_offset(),
                 };
-                bars[bar.get() as usize] = Some((p.as_raw(), info));
+                bars[bar.get() as usize] = Some(Bar {
+                    provider: p.as_raw(),
+                    info,
+                    claimed: false,
+                });
+            }
+        }
+        for bar in claim {
+            let slot = bars[bar.get() as usize].as_mut().ok_or(EINVAL)?;
+            if !slot.claimed {
+                request_region(pdev, bar)?;
+                slot.claimed = true;
             }
         }
         let state = ExporterState {
@@ -411,6 +450,20 @@ impl OnUnbind for Mutex<ExporterState> {
     }
 }
 
+/// Claims memory BAR `bar` of `pdev` for its driver until the driver is unbound.
+// Not generic and not inlined: the C call stays in the kernel crate.
+#[inline(never)]
+fn request_region(pdev: &pci::Device<Core<'_>>, bar: BarIndex) -> Result {
+    // SAFETY: In the `Core` context `pdev` is bound, so `pdev->driver` is its driver, which
+    // stays registered (with its name) until after the device is unbound, when the region
+    // is released.
+    let name = unsafe { (*(*pdev.as_raw()).driver).name };
+    // `EBUSY` if the region is claimed already.
+    // SAFETY: `pdev` is a valid device; `bar` is below 6 (`BarIndex`); `name` is valid for
+    // as long as the region is requested (above).
+    to_result(unsafe { bindings::pcim_request_region(pdev.as_raw(), bar.get() as i32, name) })
+}
+
 /// A `'static` handle of an [`Exporter`]: export, revoke, re-arm, report.
 #[derive(Clone)]
 pub struct ExporterHandle(Arc<Mutex<ExporterState>>);
@@ -421,7 +474,8 @@ impl ExporterHandle {
     /// `O_CLOEXEC` (for the caller's file descriptor), nothing else (`EINVAL`).
     ///
     /// The ranges are checked with [`check_ranges`]. Fails with `EINVAL` for a BAR that is
-    /// no memory BAR and `ENODEV` once the device is gone. A buffer exported while the
+    /// no memory BAR, `EPERM` for a memory BAR the exporter did not claim ([`Exporter::new`])
+    /// and `ENODEV` once the device is gone. A buffer exported while the
     /// exporter is revoked starts revoked. The caller shares the buffer with user space
     /// by installing [`DmaBuf::into_file`] in a file descriptor it reserved before.
     pub fn export(
@@ -438,7 +492,14 @@ impl ExporterHandle {
         if flags & !OPEN_FLAGS != 0 {
             return Err(EINVAL);
         }
-        let (provider, bar) = state.bars[bar.get() as usize].ok_or(EINVAL)?;
+        let Bar {
+            provider,
+            info: bar,
+            claimed,
+        } = state.bars[bar.get() as usize].ok_or(EINVAL)?;
+        if !claimed {
+            return Err(EPERM);
+        }
         let (start, size) = (
             bar.phys_start,
             check_ranges(bar.phys_start, bar.len, ranges)?,
@@ -527,7 +588,7 @@ impl ExporterHandle {
         if state.gone {
             return Err(ENODEV);
         }
-        Ok(state.bars[bar.get() as usize].ok_or(EINVAL)?.1)
+        Ok(state.bars[bar.get() as usize].ok_or(EINVAL)?.info)
     }
 
     /// Returns the current state.

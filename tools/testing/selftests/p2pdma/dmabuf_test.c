@@ -11,9 +11,9 @@
  * engine writes test patterns into the exported BAR; HOSTCHECK lines make the
  * host find them (and zeros where nothing may land) in the backing file.
  *
- * The PCIe hot-unplug test asks the host for QMP device_del through the
- * console (harness/qmp-relay.py) and must stay the last test: the device does
- * not come back.
+ * The AER test and the PCIe hot-unplug test ask the host for QMP commands
+ * through the console (harness/qmp-relay.py); the unplug test must stay the
+ * last test: the device does not come back.
  */
 #include "p2pdma_util.h"
 #include <fcntl.h>
@@ -39,6 +39,13 @@
 #define DMA_LEN P2PDMA_IMPORT_DMA_MAX
 /* QMP command that unplugs the exporter's ivshmem (id from harness/qemu.sh). */
 #define UNPLUG "{\"execute\": \"device_del\", \"arguments\": {\"id\": \"ivshmem2\"}}"
+/*
+ * QEMU 7.2 injects AER errors only through its human monitor, at a PCIe device
+ * with an AER capability: the exporter's downstream port (the ivshmem itself
+ * is conventional PCI). The recovery then reports to the devices below it.
+ */
+#define INJECT "{\"execute\": \"human-monitor-command\", \"arguments\": " \
+	"{\"command-line\": \"pcie_aer_inject_error dn2 %s\"}}"
 
 FIXTURE(dmabuf) {
 	char exp_bdf[16];	/* the exporter's ivshmem */
@@ -222,6 +229,12 @@ static int unload(const char *module)
 static int reload_importer(const char *params)
 {
 	return unload(IMPORTER) ?: load_module(IMPORTER, params);
+}
+
+/* Loads the exporter sample afresh with @params; no buffer or node may be open. */
+static int reload_exporter(const char *params)
+{
+	return unload(EXPORTER) ?: load_module(EXPORTER, params);
 }
 
 /* Loads both samples afresh with @params; none of their files may be open. */
@@ -423,13 +436,50 @@ TEST_F_TIMEOUT(dmabuf, revoke_with_256_importers, 120)
  * landed; reset_done re-armed, so the old importers map again and a new write
  * lands. A user's REVOKE made before a reset is still in force after it.
  */
+/*
+ * What a child asking for transfers saw before the reset (@phase 0), while the
+ * parent's reset write ran (1) and after it returned (2); 3 stops it. While the
+ * write runs it asks only when the exporter says it is revoked: an edu transfer
+ * takes 100 ms (QEMU's timer) and would hide the reset's window.
+ */
+struct asker {
+	int phase, polling, started;
+	int ok[3], refused[3], other;
+};
+
+/* Ask for transfers of 8 bytes at @offset of @imp's buffer until told to stop. */
+static void ask_until_stopped(struct asker *a, int exp, int imp, uint64_t offset,
+			      uint64_t seed)
+{
+	struct p2pdma_dmabuf_state st;
+	int phase, r;
+
+	while ((phase = __atomic_load_n(&a->phase, __ATOMIC_SEQ_CST)) < 3) {
+		if (phase == 1) {
+			__atomic_store_n(&a->polling, 1, __ATOMIC_SEQ_CST);
+			/* Waits while a revocation runs (the exporter's lock). */
+			if (state(exp, &st) || !st.revoked)
+				continue;
+		}
+		r = imp_dma(imp, offset, 8, seed++, 0);
+		if (r && r != -ENODEV)
+			a->other++;
+		else
+			(r ? a->refused : a->ok)[phase]++;
+		__atomic_store_n(&a->started, 1, __ATOMIC_SEQ_CST);
+	}
+	_exit(0);
+}
+
 TEST_F(dmabuf, reset_revokes_first_and_rearms)
 {
 	struct p2pdma_import_status s;
 	struct p2pdma_import_range m;
 	struct p2pdma_dmabuf_state st;
 	char path[PATH_MAX];
-	int buf[2], imp[4], i, mapped;
+	int buf[2], imp[5], i, mapped, status;
+	struct asker *a;
+	pid_t child;
 
 	snprintf(path, sizeof(path), PCI_DEVS "/%s/reset", self->exp_bdf);
 	if (access(path, W_OK))
@@ -443,9 +493,44 @@ TEST_F(dmabuf, reset_revokes_first_and_rearms)
 		ASSERT_LE(0, imp[i]);
 		ASSERT_EQ(1, imp_map(imp[i], &m, 1, NULL));
 	}
+	/* A fifth importer asks for transfers before, during and after the reset. */
+	imp[4] = importer(self->edu_sw, buf[1]);
+	ASSERT_LE(0, imp[4]);
+	a = mmap(NULL, sizeof(*a), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	ASSERT_NE(MAP_FAILED, a);
+	child = fork();
+	ASSERT_LE(0, child);
+	if (!child)
+		ask_until_stopped(a, self->exp, imp[4], 0x8000, self->seed + 100);
+	while (!__atomic_load_n(&a->started, __ATOMIC_SEQ_CST))
+		usleep(1000);
+	__atomic_store_n(&a->phase, 1, __ATOMIC_SEQ_CST);
+	while (!__atomic_load_n(&a->polling, __ATOMIC_SEQ_CST))
+		usleep(1000);
+
 	/* Started, not waited for: the reset's revocation has to wait for it. */
 	ASSERT_EQ(0, imp_dma(imp[0], 0, DMA_LEN, self->seed, 0));
 	ASSERT_EQ(0, write_str(path, "1"));
+	__atomic_store_n(&a->phase, 2, __ATOMIC_SEQ_CST);
+	for (i = 0; i < 500 && !__atomic_load_n(&a->ok[2], __ATOMIC_SEQ_CST); i++)
+		usleep(10000);
+	__atomic_store_n(&a->phase, 3, __ATOMIC_SEQ_CST);
+	ASSERT_EQ(child, waitpid(child, &status, 0));
+	/*
+	 * Transfers went through before the reset, were refused while it ran
+	 * (revoked before the device stopped decoding, re-armed after it
+	 * decoded again) and went through again once the write returned.
+	 */
+	TH_LOG("transfers before/during/after the reset: %d/%d/%d done, %d/%d/%d refused",
+	       a->ok[0], a->ok[1], a->ok[2], a->refused[0], a->refused[1], a->refused[2]);
+	EXPECT_LT(0, a->ok[0]);
+	EXPECT_EQ(0, a->refused[0]);
+	EXPECT_LT(0, a->refused[1]);
+	EXPECT_LT(0, a->ok[2]);
+	EXPECT_EQ(0, a->refused[2]);
+	EXPECT_EQ(0, a->other);
+	munmap(a, sizeof(*a));
+	close(imp[4]);
 
 	/*
 	 * Two invalidations each: the revocation before the reset, and the
@@ -482,6 +567,142 @@ TEST_F(dmabuf, reset_revokes_first_and_rearms)
 		close(imp[i]);
 	for (i = 0; i < 2; i++)
 		close(buf[i]);
+	EXPECT_TRUE(exports_gone(self->exp));
+}
+
+/*
+ * The shared state of the reset loop: @revoked is set while the parent holds a
+ * user REVOKE; a child aims at the reserved range only then, with @busy set
+ * around it, so the parent can wait for it before UNREVOKE.
+ */
+#define LOOP_CHILDREN 2
+struct loop {
+	int stop, revoked;
+	int busy[LOOP_CHILDREN];
+	uint64_t last[LOOP_CHILDREN];	/* seed of the last transfer started */
+	int done[LOOP_CHILDREN], refused[LOOP_CHILDREN], aimed, landed, other;
+};
+
+/*
+ * Child @k: map, unmap and start transfers (waited for or not) into its own
+ * 8 KiB of @own, and into its part of @reserved while the user REVOKE holds.
+ */
+static void loop_child(struct loop *l, int k, int own, int reserved, uint64_t seed)
+{
+	struct p2pdma_import_range m;
+	uint64_t x = seed;
+	int r;
+
+	while (!__atomic_load_n(&l->stop, __ATOMIC_SEQ_CST)) {
+		x = x * 6364136223846793005ULL + 1442695040888963407ULL;
+		__atomic_store_n(&l->busy[k], 1, __ATOMIC_SEQ_CST);
+		if (__atomic_load_n(&l->revoked, __ATOMIC_SEQ_CST)) {
+			r = imp_dma(reserved, k * 0x2000, DMA_LEN, x, 1);
+			l->aimed++;
+			if (r == 0)
+				l->landed++;
+			else if (r != -ENODEV)
+				l->other++;
+		}
+		__atomic_store_n(&l->busy[k], 0, __ATOMIC_SEQ_CST);
+		switch ((x >> 33) % 4) {
+		case 0:
+			r = imp_map(own, &m, 1, NULL);
+			r = r == 1 ? 0 : r;
+			break;
+		case 1:
+			r = ioctl(own, P2PDMA_IMPORT_UNMAP) ? -errno : 0;
+			break;
+		default:
+			r = imp_dma(own, k * 0x2000, DMA_LEN, x, (x >> 40) & 1);
+			if (r == 0) {
+				l->last[k] = x;
+				l->done[k]++;
+			}
+			break;
+		}
+		if (r == -ENODEV)
+			l->refused[k]++;
+		else if (r)
+			l->other++;
+	}
+	_exit(0);
+}
+
+/*
+ * 100 resets while two children map, unmap and start transfers: every
+ * transfer that was started landed (the host finds the last one of each
+ * child), none landed in the range aimed at only while revoked (host-checked
+ * zeros), and some were refused while a reset ran.
+ */
+TEST_F_TIMEOUT(dmabuf, reset_100_times_under_load, 600)
+{
+	int own, reserved, imp[2][LOOP_CHILDREN], i, k, status, refused = 0;
+	pid_t child[LOOP_CHILDREN];
+	char path[PATH_MAX];
+	struct loop *l;
+
+	snprintf(path, sizeof(path), PCI_DEVS "/%s/reset", self->exp_bdf);
+	if (access(path, W_OK))
+		SKIP(return, "%s cannot be reset here", self->exp_bdf);
+	own = export_one(self->exp, 0x500000, 0x10000);
+	ASSERT_LE(0, own);
+	reserved = export_one(self->exp, 0x700000, 0x10000);
+	ASSERT_LE(0, reserved);
+	l = mmap(NULL, sizeof(*l), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	ASSERT_NE(MAP_FAILED, l);
+	for (k = 0; k < LOOP_CHILDREN; k++) {
+		imp[0][k] = importer(self->edu_sw, own);
+		ASSERT_LE(0, imp[0][k]);
+		imp[1][k] = importer(self->edu_sw, reserved);
+		ASSERT_LE(0, imp[1][k]);
+		child[k] = fork();
+		ASSERT_LE(0, child[k]);
+		if (!child[k])
+			loop_child(l, k, imp[0][k], imp[1][k], self->seed + k);
+	}
+	for (i = 0; i < 100; i++) {
+		/* Every tenth reset under a user REVOKE, which it must not undo. */
+		if (i % 10 == 5) {
+			ASSERT_EQ(0, ioctl(self->exp, P2PDMA_DMABUF_REVOKE));
+			__atomic_store_n(&l->revoked, 1, __ATOMIC_SEQ_CST);
+		}
+		ASSERT_EQ(0, write_str(path, "1")) TH_LOG("reset %d", i);
+		if (i % 10 == 5) {
+			usleep(20000);
+			__atomic_store_n(&l->revoked, 0, __ATOMIC_SEQ_CST);
+			for (k = 0; k < LOOP_CHILDREN; k++)
+				while (__atomic_load_n(&l->busy[k], __ATOMIC_SEQ_CST))
+					usleep(100);
+			ASSERT_EQ(0, ioctl(self->exp, P2PDMA_DMABUF_UNREVOKE));
+		}
+		/* Time for transfers: each takes 100 ms and a revocation waits for it. */
+		usleep(i % 5 * 50000);
+	}
+	__atomic_store_n(&l->stop, 1, __ATOMIC_SEQ_CST);
+	for (k = 0; k < LOOP_CHILDREN; k++) {
+		ASSERT_EQ(child[k], waitpid(child[k], &status, 0));
+		EXPECT_TRUE(WIFEXITED(status) && !WEXITSTATUS(status));
+		TH_LOG("child %d: %d transfers done, %d requests refused", k, l->done[k],
+		       l->refused[k]);
+		EXPECT_LT(0, l->done[k]);
+		refused += l->refused[k];
+		if (l->done[k])
+			hostcheck(0x500000 + k * 0x2000, DMA_LEN, l->last[k], 0);
+	}
+	TH_LOG("%d transfers aimed at the reserved range while revoked", l->aimed);
+	EXPECT_LT(0, refused);
+	EXPECT_LT(0, l->aimed);
+	EXPECT_EQ(0, l->landed);
+	EXPECT_EQ(0, l->other);
+	hostcheck(0x700000, 0x10000, 0, 1);
+	munmap(l, sizeof(*l));
+	for (k = 0; k < LOOP_CHILDREN; k++) {
+		close(imp[0][k]);
+		close(imp[1][k]);
+	}
+	close(own);
+	close(reserved);
 	EXPECT_TRUE(exports_gone(self->exp));
 }
 
@@ -806,10 +1027,11 @@ TEST_F(dmabuf, bad_export_input_field_by_field)
 	e.nr_ranges = 1;
 	e.ranges = (uintptr_t)many;
 	for (e.bar = 0; e.bar < 8; e.bar++) {
-		if (e.bar == BAR)	/* BAR0 is 256 bytes; 1, 3-5 unused; 6+ no BAR */
+		if (e.bar == BAR)
 			continue;
+		/* BAR 0: registers, not claimed; 1, 3-5 unused; 6+ no BAR. */
 		EXPECT_EQ(-1, ioctl(self->exp, P2PDMA_DMABUF_EXPORT, &e)) TH_LOG("bar %u", e.bar);
-		EXPECT_EQ(EINVAL, errno);
+		EXPECT_EQ(e.bar ? EINVAL : EPERM, errno) TH_LOG("bar %u", e.bar);
 	}
 	e.bar = BAR;
 	e.flags = 1;
@@ -832,6 +1054,68 @@ TEST_F(dmabuf, bad_export_input_field_by_field)
 	EXPECT_EQ(-1, ioctl(self->exp, P2PDMA_DMABUF_STATE, &st));
 	EXPECT_EQ(EINVAL, errno);
 	EXPECT_TRUE(exports_gone(self->exp));
+}
+
+/* Whether a line of /proc/iomem contains @needle. */
+static int iomem_has(const char *needle)
+{
+	FILE *f = fopen("/proc/iomem", "r");
+	char line[256];
+	int found = 0;
+
+	while (f && !found && fgets(line, sizeof(line), f))
+		found = !!strstr(line, needle);
+	if (f)
+		fclose(f);
+	return found;
+}
+
+#define PROBE_FAILED "probe with driver " EXPORTER " failed with error -22"
+
+/*
+ * The exporter claims the BARs it exports (BAR 2 by default, the `bars`
+ * parameter) in its driver's name, and exports from no other.
+ */
+TEST_F(dmabuf, only_claimed_bars_export)
+{
+	struct p2pdma_dmabuf_range r = { 0, PAGE };
+	struct p2pdma_dmabuf_export e = {
+		.open_flags = O_RDWR, .nr_ranges = 1, .ranges = (uintptr_t)&r,
+	};
+	char claim[64];
+	int failed;
+
+	snprintf(claim, sizeof(claim), "%08llx-%08llx : " EXPORTER,
+		 (unsigned long long)self->st.bar_start,
+		 (unsigned long long)(self->st.bar_start + self->st.bar_len - 1));
+	EXPECT_TRUE(iomem_has(claim)) TH_LOG("no \"%s\" in /proc/iomem", claim);
+	e.bar = 0;		/* the ivshmem registers: a memory BAR, not claimed */
+	EXPECT_EQ(-1, ioctl(self->exp, P2PDMA_DMABUF_EXPORT, &e));
+	EXPECT_EQ(EPERM, errno);
+
+	/* Loaded to claim nothing: BAR 2 is refused too, and nobody's. */
+	close(self->exp);
+	self->exp = -1;
+	self->reloaded = 1;
+	ASSERT_EQ(0, reload_exporter("bars=0"));
+	self->exp = open_node("dmabuf", self->exp_bdf);
+	ASSERT_LE(0, self->exp);
+	EXPECT_FALSE(iomem_has(claim));
+	e.bar = BAR;
+	EXPECT_EQ(-1, ioctl(self->exp, P2PDMA_DMABUF_EXPORT, &e));
+	EXPECT_EQ(EPERM, errno);
+	/* BAR 1 is no memory BAR and cannot be claimed: probe fails. */
+	close(self->exp);
+	self->exp = -1;
+	failed = klog_count(PROBE_FAILED);
+	ASSERT_EQ(0, reload_exporter("bars=2"));
+	EXPECT_GT(0, open_node("dmabuf", self->exp_bdf));
+	EXPECT_EQ(failed + 1, klog_count(PROBE_FAILED));
+	ASSERT_EQ(0, reload_exporter(""));
+	self->reloaded = 0;
+	self->exp = open_node("dmabuf", self->exp_bdf);
+	ASSERT_LE(0, self->exp);
+	EXPECT_TRUE(iomem_has(claim));
 }
 
 /* pci-testdev through driver_override: its BAR 1 is an I/O BAR. */
@@ -1015,6 +1299,104 @@ TEST_F_TIMEOUT(dmabuf, fuzz_100000_random_ioctls, 400)
 }
 
 /* Map/unmap loop in a child while the host unplugs the exporter (last test). */
+/* Ask the host to inject AER error @err (QEMU's name for it) at the exporter's port. */
+static int inject_aer(const char *err)
+{
+	int console = open("/dev/console", O_WRONLY);
+
+	if (console < 0)
+		return -1;
+	dprintf(console, "\n@@QMP " INJECT "\n", err);
+	close(console);
+	return 0;
+}
+
+/* Wait until @needle is in the kernel log more than @before times; the count. */
+static int klog_wait(const char *needle, int before)
+{
+	int i, n = 0;
+
+	for (i = 0; i < 300 && (n = klog_count(needle)) <= before; i++)
+		usleep(100000);
+	return n;
+}
+
+#define AER_REVOKED "error recovery: %s, exports revoked"
+#define AER_REARMED "error recovery: done, exports re-armed"
+#define AER_MMIO "error recovery: MMIO enabled"
+#define AER_SLOT "error recovery: slot reset, config space restored"
+
+/*
+ * A real AER error below the exporter: the error handlers revoke (every
+ * importer invalidated and unmapped, the transfer in flight landed) and, when
+ * the recovery is over, re-arm; a non-fatal error goes through mmio_enabled,
+ * a fatal one through a reset of the link and slot_reset, after which the
+ * restored BAR takes DMA again. A user's REVOKE outlives the recovery.
+ */
+TEST_F_TIMEOUT(dmabuf, aer_error_revokes_then_rearms, 180)
+{
+	static const struct {
+		const char *err, *state, *step;
+	} errs[] = {
+		{ "POISON_TLP", "Normal", AER_MMIO },	/* uncorrectable, non-fatal */
+		{ "MALF_TLP", "Frozen", AER_SLOT },	/* uncorrectable, fatal */
+	};
+	struct p2pdma_import_status s;
+	struct p2pdma_import_range m;
+	struct p2pdma_dmabuf_state st;
+	int buf, imp[2], e, i, rearmed, step;
+	char revoked[64];
+
+	buf = export_one(self->exp, 0x900000, 0x10000);
+	ASSERT_LE(0, buf);
+	for (i = 0; i < 2; i++) {
+		imp[i] = importer(self->edu_sw, buf);
+		ASSERT_LE(0, imp[i]);
+	}
+	for (e = 0; e < 2; e++) {
+		for (i = 0; i < 2; i++)
+			ASSERT_EQ(1, imp_map(imp[i], &m, 1, NULL));
+		/* Started, not waited for: it lands before or during the revocation. */
+		ASSERT_EQ(0, imp_dma(imp[0], e * 0x2000, DMA_LEN, self->seed + e, 0));
+		snprintf(revoked, sizeof(revoked), AER_REVOKED, errs[e].state);
+		rearmed = klog_count(AER_REARMED);
+		step = klog_count(errs[e].step);
+		i = klog_count(revoked);
+		ASSERT_EQ(0, inject_aer(errs[e].err));
+		ASSERT_EQ(rearmed + 1, klog_wait(AER_REARMED, rearmed))
+			TH_LOG("no recovery after %s", errs[e].err);
+		EXPECT_EQ(i + 1, klog_count(revoked)) TH_LOG("%s", errs[e].err);
+		EXPECT_EQ(step + 1, klog_count(errs[e].step)) TH_LOG("%s", errs[e].err);
+		hostcheck(0x900000 + e * 0x2000, DMA_LEN, self->seed + e, 0);
+		for (i = 0; i < 2; i++) {
+			ASSERT_EQ(0, imp_status(imp[i], &s));
+			EXPECT_EQ(0, s.mapped);
+			/* The revocation, and the re-arm's notice. */
+			EXPECT_EQ(2 * (e + 1), s.invalidations);
+		}
+		ASSERT_EQ(0, state(self->exp, &st));
+		EXPECT_EQ(0, st.revoked);
+		/* Mapped again, a new transfer lands: the BAR decodes where it did. */
+		ASSERT_EQ(0, imp_dma(imp[1], 0x8000 + e * 0x2000, DMA_LEN, self->seed + 8 + e, 1));
+		hostcheck(0x908000 + e * 0x2000, DMA_LEN, self->seed + 8 + e, 0);
+	}
+
+	ASSERT_EQ(0, ioctl(self->exp, P2PDMA_DMABUF_REVOKE));
+	rearmed = klog_count(AER_REARMED);
+	ASSERT_EQ(0, inject_aer(errs[0].err));
+	ASSERT_EQ(rearmed + 1, klog_wait(AER_REARMED, rearmed));
+	ASSERT_EQ(0, state(self->exp, &st));
+	EXPECT_EQ(1, st.revoked);
+	EXPECT_EQ(-ENODEV, imp_dma(imp[0], 0xc000, DMA_LEN, self->seed, 1));
+	hostcheck(0x90c000, DMA_LEN, 0, 1);
+	ASSERT_EQ(0, ioctl(self->exp, P2PDMA_DMABUF_UNREVOKE));
+	EXPECT_EQ(1, imp_map(imp[0], &m, 1, NULL));
+	for (i = 0; i < 2; i++)
+		close(imp[i]);
+	close(buf);
+	EXPECT_TRUE(exports_gone(self->exp));
+}
+
 TEST_F_TIMEOUT(dmabuf, unplug_during_map_loop, 150)
 {
 	struct p2pdma_import_range m;
