@@ -221,9 +221,10 @@ impl pci::Driver for DmabufDriver {
     }
 
     /// Before a reset (sysfs `reset`, a bus or slot reset): revoke every export and wait
-    /// for the importers' DMA, while the BAR still decodes; a user's revocation stays.
+    /// for the importers' DMA (before the device stops decoding; in a bus reset from above,
+    /// bridges on the way may have stopped forwarding already); a user's revocation stays.
     fn reset_prepare<'bound>(pdev: &'bound pci::Device<Core<'_>>, this: Pin<&Self::Data<'bound>>) {
-        // Cannot fail while the device is bound.
+        // `ENODEV` only in a reset from our own `unbind()`, which has revoked for good.
         let _ = this.handle.revoke_for(Revocation::Reset);
         dev_info!(pdev, "reset: exports revoked\n");
     }

@@ -95,9 +95,13 @@ pub trait DynamicImporter: Send + Sync + Sized + 'static {
     ///
     /// Called with the buffer's reservation lock held, whenever a mapping is unmapped: in
     /// the exporter's `invalidate_mappings`, in [`DynamicAttachment::unmap`] and when the
-    /// attachment is dropped. Meanwhile it holds up the exporter (which may hold its own
-    /// device's lock) and every user of the reservation lock. It must not take a
-    /// reservation lock or call into the attachment.
+    /// attachment is dropped. Meanwhile it holds up the exporter and every user of the
+    /// reservation lock. The exporter may be in a reset of its device or of a whole bus:
+    /// with the device locks (and config-space access locks) of every device in it held,
+    /// this device's perhaps included, whose bus mastering may be off already. So it must
+    /// finish without taking a device lock, without config-space access and without
+    /// waiting for anything that needs them (a fence the device cannot signal any more
+    /// included); it must not take a reservation lock or call into the attachment.
     fn stop(&self);
 }
 

@@ -706,6 +706,47 @@ TEST_F_TIMEOUT(dmabuf, reset_100_times_under_load, 600)
 	EXPECT_TRUE(exports_gone(self->exp));
 }
 
+/*
+ * A bus reset from the exporter's downstream port (reset_subordinate): the
+ * same revocation first and re-arm after, with the locks of every device
+ * below the port held.
+ */
+TEST_F(dmabuf, bus_reset_from_the_port_revokes_too)
+{
+	struct p2pdma_import_status s;
+	struct p2pdma_import_range m;
+	struct p2pdma_dmabuf_state st;
+	char port[32], path[PATH_MAX];
+	int buf, imp[2], i;
+
+	parent_of(self->exp_bdf, port, sizeof(port));
+	ASSERT_NE(0, port[0]);
+	snprintf(path, sizeof(path), PCI_DEVS "/%s/reset_subordinate", port);
+	buf = export_one(self->exp, 0xf00000, 0x10000);
+	ASSERT_LE(0, buf);
+	for (i = 0; i < 2; i++) {
+		imp[i] = importer(self->edu_sw, buf);
+		ASSERT_LE(0, imp[i]);
+		ASSERT_EQ(1, imp_map(imp[i], &m, 1, NULL));
+	}
+	ASSERT_EQ(0, imp_dma(imp[0], 0, DMA_LEN, self->seed, 0));
+	ASSERT_EQ(0, write_str(path, "1"));
+	hostcheck(0xf00000, DMA_LEN, self->seed, 0);
+	for (i = 0; i < 2; i++) {
+		ASSERT_EQ(0, imp_status(imp[i], &s));
+		EXPECT_EQ(0, s.mapped);
+		EXPECT_EQ(2, s.invalidations);
+	}
+	ASSERT_EQ(0, state(self->exp, &st));
+	EXPECT_EQ(0, st.revoked);
+	ASSERT_EQ(0, imp_dma(imp[1], 0x2000, DMA_LEN, self->seed + 1, 1));
+	hostcheck(0xf02000, DMA_LEN, self->seed + 1, 0);
+	for (i = 0; i < 2; i++)
+		close(imp[i]);
+	close(buf);
+	EXPECT_TRUE(exports_gone(self->exp));
+}
+
 /* Live buffers, attachments and mappings; then the exporter goes away. */
 struct live {
 	int buf[2];
