@@ -24,7 +24,8 @@ struct p2pdma_dmabuf_range {
  * @open_flags: O_CLOEXEC and an access mode (O_RDONLY, O_WRONLY, O_RDWR).
  * @flags: must be 0.
  * @ranges: user pointer to @nr_ranges struct p2pdma_dmabuf_range.
- * Errors: EINVAL (bad BAR, flags or range), E2BIG (more than
+ * Errors: EINVAL (bad BAR, flags or range), EPERM (a memory BAR the driver
+ * has not claimed: see its bars parameter), E2BIG (more than
  * P2PDMA_DMABUF_MAX_RANGES), EOVERFLOW (a range wraps), EFAULT, ENODEV (the
  * device is gone).
  */

@@ -1241,7 +1241,7 @@ TEST_F(dmabuf, bad_import_input_field_by_field)
 TEST_F_TIMEOUT(dmabuf, fuzz_100000_random_ioctls, 400)
 {
 	static const int ok_errs[] = { EINVAL, E2BIG, EOVERFLOW, EFAULT, ENOTTY,
-				       ENODEV, ENOENT, EBUSY, EBADF };
+				       ENODEV, ENOENT, EBUSY, EBADF, EPERM };
 	struct p2pdma_dmabuf_range ranges[P2PDMA_DMABUF_MAX_RANGES + 8];
 	unsigned long cmds[] = { P2PDMA_DMABUF_EXPORT, P2PDMA_DMABUF_STATE,
 		P2PDMA_DMABUF_REVOKE, P2PDMA_DMABUF_UNREVOKE, P2PDMA_IMPORT_ATTACH,
