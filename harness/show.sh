@@ -17,13 +17,18 @@ echo "p2pmem of the ivshmem next to it (O_DIRECT; throughput under QEMU TCG)"
 demo=$(sed -n '/^@@P2PDMA BEGIN demo/,/^@@P2PDMA END demo/p' "$LOG")
 grep -E 'MiB/s' <<<"$demo" | sed 's/^#[^:]*:[0-9]*:\([^:]*\):/  \1: /'
 grep -E '^(not )?ok [0-9]+ ' <<<"$demo" | sed 's/^/  guest: /'
+echo
+dmabuf=$(sed -n '/^@@P2PDMA BEGIN dmabuf/,/^@@P2PDMA END dmabuf/p' "$LOG" | tr -d '\r')
+grep -v -e '^@@' -e HOSTCHECK <<<"$dmabuf"
+echo
 echo "Checked from the host, in the files behind the devices:"
 host=$(python3 "$HERE/hostcheck.py" "$LOG" "$VM")
 rc=$?
 sed 's/^/  /' <<<"$host"
 echo
-if [ $rc != 0 ] || grep -q '^not ok' <<<"$demo"; then
-	echo "ERROR: the peer-to-peer demo failed; whole log: $LOG" >&2
+if [ $rc != 0 ] || grep -q '^not ok' <<<"$demo" ||
+	! grep -q '^@@P2PDMA DMABUF-EXIT 0$' <<<"$dmabuf"; then
+	echo "ERROR: a step or a host check failed; whole log: $LOG" >&2
 	exit 1
 fi
 echo "Guest finished; whole log: $LOG"

@@ -22,21 +22,10 @@
 #include <sys/mman.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
-#include <linux/p2pdma_dmabuf.h>
+#include "dmabuf_util.h"
 #include "kselftest_harness.h"
 
-#define EXPORTER "rust_p2pdma_dmabuf"
-#define IMPORTER "rust_p2pdma_import"
-/*
- * harness/qemu.sh gives both edus a 64-bit dma_mask; the importer must be told
- * (its default is the edu's own, 28 bits). Every load says it: a Rust module
- * parameter can be set only once, so it cannot come from modprobe.d as well.
- */
-#define IMPORTER_BITS "dma_bits=64"
-#define BAR 2
-#define PAGE 0x1000ULL
 #define MAX_IMPORTERS 256
-#define DMA_LEN P2PDMA_IMPORT_DMA_MAX
 /* QMP command that unplugs the exporter's ivshmem (id from harness/qemu.sh). */
 #define UNPLUG "{\"execute\": \"device_del\", \"arguments\": {\"id\": \"ivshmem2\"}}"
 /*
@@ -56,103 +45,6 @@ FIXTURE(dmabuf) {
 	struct p2pdma_dmabuf_state st;
 	uint64_t seed;
 };
-
-static int open_node(const char *kind, const char *bdf)
-{
-	char path[PATH_MAX];
-	int i, fd = -1;
-
-	snprintf(path, sizeof(path), "/dev/p2pdma-%s-%s", kind, bdf);
-	/* devtmpfs creates the node right after the driver's probe. */
-	for (i = 0; i < 100 && fd < 0; i++) {
-		fd = open(path, O_RDWR | O_CLOEXEC);
-		if (fd < 0)
-			usleep(20000);
-	}
-	return fd;
-}
-
-/* Export @n ranges of BAR 2; returns the dma-buf fd or -errno. */
-static int export_ranges(int exp, const struct p2pdma_dmabuf_range *r, unsigned int n)
-{
-	struct p2pdma_dmabuf_export e = {
-		.bar = BAR, .open_flags = O_RDWR | O_CLOEXEC,
-		.nr_ranges = n, .ranges = (uintptr_t)r,
-	};
-	int fd = ioctl(exp, P2PDMA_DMABUF_EXPORT, &e);
-
-	return fd < 0 ? -errno : fd;
-}
-
-static int export_one(int exp, uint64_t offset, uint64_t len)
-{
-	struct p2pdma_dmabuf_range r = { offset, len };
-
-	return export_ranges(exp, &r, 1);
-}
-
-static int state(int exp, struct p2pdma_dmabuf_state *st)
-{
-	memset(st, 0, sizeof(*st));
-	st->bar = BAR;
-	return ioctl(exp, P2PDMA_DMABUF_STATE, st) ? -errno : 0;
-}
-
-/* A new importer of @edu attached to @buf, or -errno. */
-static int importer(const char *edu, int buf)
-{
-	int fd = open_node("import", edu);
-
-	if (fd < 0)
-		return -errno;
-	if (ioctl(fd, P2PDMA_IMPORT_ATTACH, buf)) {
-		int err = -errno;
-
-		close(fd);
-		return err;
-	}
-	return fd;
-}
-
-/* Map; returns the number of ranges or -errno. */
-static int imp_map(int imp, struct p2pdma_import_range *r, unsigned int room, __u32 *type)
-{
-	struct p2pdma_import_map m = { .nr_ranges = room, .ranges = (uintptr_t)r };
-
-	if (ioctl(imp, P2PDMA_IMPORT_MAP, &m))
-		return -errno;
-	if (type)
-		*type = m.map_type;
-	return m.nr_ranges;
-}
-
-static int imp_dma(int imp, uint64_t offset, uint32_t len, uint64_t seed, int wait)
-{
-	struct p2pdma_import_dma d = {
-		.offset = offset, .seed = seed, .length = len,
-		.flags = wait ? P2PDMA_IMPORT_DMA_WAIT : 0,
-	};
-
-	return ioctl(imp, P2PDMA_IMPORT_DMA, &d) ? -errno : 0;
-}
-
-static int imp_status(int imp, struct p2pdma_import_status *s)
-{
-	return ioctl(imp, P2PDMA_IMPORT_STATUS, s) ? -errno : 0;
-}
-
-/* Print a host check of @len bytes at BAR offset @at: the pattern, or zeros. */
-static void hostcheck(uint64_t at, uint64_t len, uint64_t seed, int zero)
-{
-	if (zero)
-		printf("# HOSTCHECK ivshmem-dmabuf offset=%#llx len=%#llx zero\n",
-		       (unsigned long long)at, (unsigned long long)len);
-	else
-		printf("# HOSTCHECK ivshmem-dmabuf offset=%#llx len=%#llx seed=%#llx\n",
-		       (unsigned long long)at, (unsigned long long)len,
-		       (unsigned long long)seed);
-	fflush(stdout);
-}
 
 /* Bind @bdf to the exporter sample, whatever holds it now. */
 static int claim(const char *bdf)
