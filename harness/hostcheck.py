@@ -26,6 +26,7 @@ FILES = {
     "ivshmem-switch": "shm/ivshmem-switch",
     "ivshmem-root": "shm/ivshmem-root",
     "ivshmem-dmabuf": "shm/ivshmem-dmabuf",
+    "ivshmem-vfio": "shm/ivshmem-vfio",
     "nvme": "nvme0.img",
 }
 LINE = re.compile(r"HOSTCHECK (?P<dev>\S+) offset=(?P<off>\S+) len=(?P<len>\S+) (?:seed=(?P<seed>\S+)|(?P<zero>zero))")

@@ -11,7 +11,10 @@
 #   |       |-- xio3130-downstream dn1 -- ivshmem-plain  BAR2 = host file WORK/shm/ivshmem-switch
 #   |       |-- xio3130-downstream dn2 -- ivshmem-plain  BAR2 = host file WORK/shm/ivshmem-dmabuf,
 #   |       |                                         the dma-buf exporter sample's (hot-pluggable)
-#   |       `-- xio3130-downstream dn3 -- pcie-pci-bridge -- edu  (importer, BUS_ADDR)
+#   |       |-- xio3130-downstream dn3 -- pcie-pci-bridge -- edu  (importer, BUS_ADDR)
+#   |       `-- xio3130-downstream dn4 -- ivshmem-plain  BAR2 = host file WORK/shm/ivshmem-vfio,
+#   |                                                 bound to vfio-pci (no-IOMMU mode), whose
+#   |                                                 C dma-buf exporter is compared with ours
 #   |-- ivshmem-plain                                BAR2 = host file WORK/shm/ivshmem-root
 #   |-- edu (dma_mask 64 bit)                        importer on the root bus
 #   `-- pci-testdev                                  BAR2 32 MiB (membar, no backing), for
@@ -36,7 +39,9 @@
 set -euo pipefail
 KERNEL=$1 INITRD=$2 WORK=$3 LOG=$4
 shift 4
-APPEND="console=ttyS0 panic=-1 log_buf_len=8M rdinit=/init $*"
+# vfio-pci binds only in no-IOMMU mode here (there is no IOMMU), and the mode
+# must be on before it probes.
+APPEND="console=ttyS0 panic=-1 log_buf_len=8M rdinit=/init vfio.enable_unsafe_noiommu_mode=1 $*"
 CPU=${CPU:-qemu64}
 ACCEL=${ACCEL:-tcg}
 TIMEOUT=${TIMEOUT:-600}
@@ -44,7 +49,8 @@ MEM=${MEM:-2G}
 
 rm -rf "$WORK/shm" "$WORK/nvme0.img" "$WORK/qmp.sock"
 mkdir -p "$WORK/shm"
-truncate -s 16M "$WORK/shm/ivshmem-switch" "$WORK/shm/ivshmem-root" "$WORK/shm/ivshmem-dmabuf"
+truncate -s 16M "$WORK/shm/ivshmem-switch" "$WORK/shm/ivshmem-root" "$WORK/shm/ivshmem-dmabuf" \
+	"$WORK/shm/ivshmem-vfio"
 truncate -s 64M "$WORK/nvme0.img"
 
 if [ "$ACCEL" = kvm ]; then
@@ -71,12 +77,14 @@ timeout -k 10 "$TIMEOUT" qemu-system-x86_64 \
 	-object "memory-backend-file,id=shm0,size=16M,share=on,mem-path=$WORK/shm/ivshmem-switch" \
 	-object "memory-backend-file,id=shm1,size=16M,share=on,mem-path=$WORK/shm/ivshmem-root" \
 	-object "memory-backend-file,id=shm2,size=16M,share=on,mem-path=$WORK/shm/ivshmem-dmabuf" \
+	-object "memory-backend-file,id=shm3,size=16M,share=on,mem-path=$WORK/shm/ivshmem-vfio" \
 	-device pcie-root-port,id=rp0,chassis=1,slot=1 \
 	-device x3130-upstream,id=sw0,bus=rp0 \
 	-device xio3130-downstream,id=dn0,bus=sw0,chassis=2,slot=0 \
 	-device xio3130-downstream,id=dn1,bus=sw0,chassis=3,slot=1 \
 	-device xio3130-downstream,id=dn2,bus=sw0,chassis=4,slot=2 \
 	-device xio3130-downstream,id=dn3,bus=sw0,chassis=5,slot=3 \
+	-device xio3130-downstream,id=dn4,bus=sw0,chassis=6,slot=4 \
 	-drive "file=$WORK/nvme0.img,if=none,id=nv0,format=raw" \
 	-device nvme,id=nvme0,serial=p2p0,drive=nv0,cmb_size_mb=16,bus=dn0 \
 	-device ivshmem-plain,id=ivshmem0,memdev=shm0,bus=dn1 \
@@ -84,6 +92,7 @@ timeout -k 10 "$TIMEOUT" qemu-system-x86_64 \
 	-device ivshmem-plain,id=ivshmem2,memdev=shm2,bus=dn2 \
 	-device pcie-pci-bridge,id=br0,bus=dn3 \
 	-device edu,id=edu1,dma_mask=0xffffffffffffffff,bus=br0,addr=1 \
+	-device ivshmem-plain,id=ivshmem3,memdev=shm3,bus=dn4 \
 	-device edu,id=edu0,dma_mask=0xffffffffffffffff \
 	-device pci-testdev,id=testdev0,membar=32M
 rc=$?

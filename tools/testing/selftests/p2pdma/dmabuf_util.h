@@ -108,17 +108,27 @@ static inline int imp_status(int imp, struct p2pdma_import_status *s)
 	return ioctl(imp, P2PDMA_IMPORT_STATUS, s) ? -errno : 0;
 }
 
-/* Print a host check of @len bytes at BAR offset @at: the pattern, or zeros. */
-static inline void hostcheck(uint64_t at, uint64_t len, uint64_t seed, int zero)
+/*
+ * Print a host check of @len bytes at BAR offset @at of the ivshmem whose
+ * backing file is shm/@file: the pattern of @seed, or zeros.
+ */
+static inline void hostcheck_in(const char *file, uint64_t at, uint64_t len, uint64_t seed,
+				int zero)
 {
 	if (zero)
-		printf("# HOSTCHECK ivshmem-dmabuf offset=%#llx len=%#llx zero\n",
+		printf("# HOSTCHECK %s offset=%#llx len=%#llx zero\n", file,
 		       (unsigned long long)at, (unsigned long long)len);
 	else
-		printf("# HOSTCHECK ivshmem-dmabuf offset=%#llx len=%#llx seed=%#llx\n",
+		printf("# HOSTCHECK %s offset=%#llx len=%#llx seed=%#llx\n", file,
 		       (unsigned long long)at, (unsigned long long)len,
 		       (unsigned long long)seed);
 	fflush(stdout);
+}
+
+/* The same for the exporter sample's ivshmem. */
+static inline void hostcheck(uint64_t at, uint64_t len, uint64_t seed, int zero)
+{
+	hostcheck_in("ivshmem-dmabuf", at, len, seed, zero);
 }
 
 #endif /* DMABUF_UTIL_H */
