@@ -58,6 +58,12 @@ use crate::{
     prelude::*,
     sync::{
         aref::ARef,
+        atomic::{
+            Acquire,
+            Atomic,
+            Relaxed,
+            Release, //
+        },
         Arc,
         ArcBorrow,
         CondVar,
@@ -153,15 +159,20 @@ unsafe impl Send for BufPtr {}
 ///   only with the buffer's reservation lock held and `revoked` false. `revoked` is written
 ///   only with the reservation lock held. Before the provider goes away, [`Exporter`] sets
 ///   `revoked` for good and waits until `maps` is zero.
-/// - `maps` counts the mappings handed out and not yet unmapped.
+/// - `maps` counts the mappings handed out and not yet unmapped; it changes only with the
+///   reservation lock held. While `revoked` is true, the unmap that takes it to zero wakes
+///   `unmapped` with `wait_lock` held.
 #[pin_data]
 struct Export {
     revoked: AtomicBool,
     provider: *mut bindings::p2pdma_provider,
     ranges: KVec<bindings::phys_vec>,
     size: usize,
+    maps: Atomic<usize>,
+    /// Held by a revocation that waits for `maps` to reach zero, and by the unmap that gets
+    /// it there, to wake it.
     #[pin]
-    maps: Mutex<usize>,
+    wait_lock: Mutex<()>,
     #[pin]
     unmapped: CondVar,
     /// Set after export, cleared by the release callback; the exporter holds this lock
@@ -200,10 +211,12 @@ impl Export {
                 let _ = resv.wait(ResvUsage::Bookkeep, false);
             }
             if revoke {
-                // Importers unmap with the reservation lock held: wait without it.
-                let mut maps = self.maps.lock();
-                while *maps != 0 {
-                    self.unmapped.wait(&mut maps);
+                // Importers unmap with the reservation lock held: wait without it. Each
+                // unmap from now on sees `revoked` (the reservation lock orders them), and
+                // the last one wakes us under `wait_lock`, which we hold while we look.
+                let mut guard = self.wait_lock.lock();
+                while self.maps.load(Acquire) != 0 {
+                    self.unmapped.wait(&mut guard);
                 }
             } else {
                 let _resv = buf.lock();
@@ -257,7 +270,7 @@ impl dma_buf::Exporter for Export {
                 dir.into(),
             )
         })?;
-        *this.maps.lock() += 1;
+        this.maps.add(1, Relaxed);
         // SAFETY: A table mapped for `attach`, freed in `unmap`; not an error, so not null.
         Ok(unsafe { ExportedTable::from_raw(NonNull::new_unchecked(sgt)) })
     }
@@ -273,9 +286,10 @@ impl dma_buf::Exporter for Export {
         unsafe {
             bindings::dma_buf_free_sgt(attach.as_raw(), table.into_raw().as_ptr(), dir.into())
         };
-        let mut maps = this.maps.lock();
-        *maps -= 1;
-        if *maps == 0 {
+        // Only a revocation waits for the last unmap, so only then is there a lock to take:
+        // otherwise an unmap costs one atomic operation, as VFIO's `kref_put()`.
+        if this.maps.fetch_sub(1, Release) == 1 && this.revoked.load(Ordering::Relaxed) {
+            let _guard = this.wait_lock.lock();
             this.unmapped.notify_all();
         }
     }
@@ -524,7 +538,8 @@ impl ExporterHandle {
                 provider,
                 ranges: phys,
                 size,
-                maps <- new_mutex!(0),
+                maps: Atomic::new(0),
+                wait_lock <- new_mutex!(()),
                 unmapped <- new_condvar!(),
                 dmabuf <- new_mutex!(BufPtr(ptr::null_mut())),
             }),
@@ -604,7 +619,7 @@ impl ExporterHandle {
         for e in state.exports.iter() {
             if !e.dmabuf.lock().0.is_null() {
                 status.exports += 1;
-                status.mappings += *e.maps.lock();
+                status.mappings += e.maps.load(Relaxed);
             }
         }
         status

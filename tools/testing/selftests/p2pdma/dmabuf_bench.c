@@ -25,7 +25,7 @@
  */
 #include "vfio_util.h"
 
-#define ROUNDS 6		/* even: as many rounds with Rust first as with VFIO */
+#define ROUNDS 10		/* even: as many rounds with Rust first as with VFIO */
 #define MAX_IMP 256
 #define MAX_SAMPLES 4096
 
