@@ -27,6 +27,7 @@ FILES = {
     "ivshmem-root": "shm/ivshmem-root",
     "ivshmem-dmabuf": "shm/ivshmem-dmabuf",
     "ivshmem-vfio": "shm/ivshmem-vfio",
+    "ivshmem-pages": "shm/ivshmem-pages",
     "nvme": "nvme0.img",
 }
 LINE = re.compile(r"HOSTCHECK (?P<dev>\S+) offset=(?P<off>\S+) len=(?P<len>\S+) (?:seed=(?P<seed>\S+)|(?P<zero>zero))")

@@ -12,9 +12,12 @@
 #   |       |-- xio3130-downstream dn2 -- ivshmem-plain  BAR2 = host file WORK/shm/ivshmem-dmabuf,
 #   |       |                                         the dma-buf exporter sample's (hot-pluggable)
 #   |       |-- xio3130-downstream dn3 -- pcie-pci-bridge -- edu  (importer, BUS_ADDR)
-#   |       `-- xio3130-downstream dn4 -- ivshmem-plain  BAR2 = host file WORK/shm/ivshmem-vfio,
-#   |                                                 bound to vfio-pci (no-IOMMU mode), whose
-#   |                                                 C dma-buf exporter is compared with ours
+#   |       |-- xio3130-downstream dn4 -- ivshmem-plain  BAR2 = host file WORK/shm/ivshmem-vfio,
+#   |       |                                         bound to vfio-pci (no-IOMMU mode), whose
+#   |       |                                         C dma-buf exporter is compared with ours
+#   |       `-- xio3130-downstream dn5 -- ivshmem-plain  BAR2 = host file WORK/shm/ivshmem-pages,
+#   |                                                 the exporter sample's too, for its pages
+#   |                                                 mode (mmap + O_DIRECT + dma-buf; hot-pluggable)
 #   |-- ivshmem-plain                                BAR2 = host file WORK/shm/ivshmem-root
 #   |-- edu (dma_mask 64 bit)                        importer on the root bus
 #   `-- pci-testdev                                  BAR2 32 MiB (membar, no backing), for
@@ -47,10 +50,18 @@ ACCEL=${ACCEL:-tcg}
 TIMEOUT=${TIMEOUT:-600}
 MEM=${MEM:-2G}
 
+# In check boots the NVMe serves at most 50 reads a second (QEMU's block
+# throttling): an O_DIRECT read then keeps its pages pinned for milliseconds to
+# tens of milliseconds, long enough for pages_test to tell whether a revocation
+# waits for it. Unthrottled, the emulated NVMe finishes a read in less time than
+# a revocation's other stages take, and one that did not wait would go unseen.
+THROTTLE=
+case " $* " in *" p2pdma.mode=check "*) THROTTLE=,throttling.iops-read=50 ;; esac
+
 rm -rf "$WORK/shm" "$WORK/nvme0.img" "$WORK/qmp.sock"
 mkdir -p "$WORK/shm"
 truncate -s 16M "$WORK/shm/ivshmem-switch" "$WORK/shm/ivshmem-root" "$WORK/shm/ivshmem-dmabuf" \
-	"$WORK/shm/ivshmem-vfio"
+	"$WORK/shm/ivshmem-vfio" "$WORK/shm/ivshmem-pages"
 truncate -s 64M "$WORK/nvme0.img"
 
 if [ "$ACCEL" = kvm ]; then
@@ -78,6 +89,7 @@ timeout -k 10 "$TIMEOUT" qemu-system-x86_64 \
 	-object "memory-backend-file,id=shm1,size=16M,share=on,mem-path=$WORK/shm/ivshmem-root" \
 	-object "memory-backend-file,id=shm2,size=16M,share=on,mem-path=$WORK/shm/ivshmem-dmabuf" \
 	-object "memory-backend-file,id=shm3,size=16M,share=on,mem-path=$WORK/shm/ivshmem-vfio" \
+	-object "memory-backend-file,id=shm4,size=16M,share=on,mem-path=$WORK/shm/ivshmem-pages" \
 	-device pcie-root-port,id=rp0,chassis=1,slot=1 \
 	-device x3130-upstream,id=sw0,bus=rp0 \
 	-device xio3130-downstream,id=dn0,bus=sw0,chassis=2,slot=0 \
@@ -85,7 +97,8 @@ timeout -k 10 "$TIMEOUT" qemu-system-x86_64 \
 	-device xio3130-downstream,id=dn2,bus=sw0,chassis=4,slot=2 \
 	-device xio3130-downstream,id=dn3,bus=sw0,chassis=5,slot=3 \
 	-device xio3130-downstream,id=dn4,bus=sw0,chassis=6,slot=4 \
-	-drive "file=$WORK/nvme0.img,if=none,id=nv0,format=raw" \
+	-device xio3130-downstream,id=dn5,bus=sw0,chassis=7,slot=5 \
+	-drive "file=$WORK/nvme0.img,if=none,id=nv0,format=raw$THROTTLE" \
 	-device nvme,id=nvme0,serial=p2p0,drive=nv0,cmb_size_mb=16,bus=dn0 \
 	-device ivshmem-plain,id=ivshmem0,memdev=shm0,bus=dn1 \
 	-device ivshmem-plain,id=ivshmem1,memdev=shm1 \
@@ -93,6 +106,7 @@ timeout -k 10 "$TIMEOUT" qemu-system-x86_64 \
 	-device pcie-pci-bridge,id=br0,bus=dn3 \
 	-device edu,id=edu1,dma_mask=0xffffffffffffffff,bus=br0,addr=1 \
 	-device ivshmem-plain,id=ivshmem3,memdev=shm3,bus=dn4 \
+	-device ivshmem-plain,id=ivshmem4,memdev=shm4,bus=dn5 \
 	-device edu,id=edu0,dma_mask=0xffffffffffffffff \
 	-device pci-testdev,id=testdev0,membar=32M
 rc=$?

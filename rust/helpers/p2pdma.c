@@ -5,6 +5,7 @@
 #include <linux/memremap.h>
 #include <linux/mm.h>
 #include <linux/pci-p2pdma.h>
+#include <linux/pseudo_fs.h>
 #include <linux/scatterlist.h>
 
 __rust_helper enum pci_p2pdma_map_type
@@ -49,6 +50,35 @@ __rust_helper int rust_helper_dma_mapping_error(struct device *dev,
 						dma_addr_t dma_addr)
 {
 	return dma_mapping_error(dev, dma_addr);
+}
+
+/* Lockdep: the reservation lock of a dma-buf is held (the exporter's map/unmap). */
+__rust_helper void rust_helper_dma_resv_assert_held(struct dma_resv *obj)
+{
+	dma_resv_assert_held(obj);
+}
+
+/* The references of the pages of a kernel::p2pdma::PagesExporter. */
+__rust_helper int rust_helper_page_ref_count(const struct page *page)
+{
+	return page_ref_count(page);
+}
+
+__rust_helper void rust_helper_set_page_count(struct page *page, int v)
+{
+	set_page_count(page, v);
+}
+
+__rust_helper int rust_helper_page_ref_freeze(struct page *page, int count)
+{
+	return page_ref_freeze(page, count);
+}
+
+/* The pseudo file system of the PagesExporter inodes (as VFIO's). */
+__rust_helper int rust_helper_p2pdma_init_pseudo(struct fs_context *fc,
+						 unsigned long magic)
+{
+	return init_pseudo(fc, magic) ? 0 : -ENOMEM;
 }
 
 #ifdef CONFIG_RUST_P2PDMA_BENCH

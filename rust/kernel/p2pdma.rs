@@ -39,6 +39,11 @@
 //! owner. A dma-buf [`Exporter`] revokes its importers, and an [`Importer`] detaches its
 //! imports, in the PCI remove callback before the driver's `unbind`: this is
 //! device-managed work, done even if the exporter or importer was leaked.
+//!
+//! A [`PagesExporter`] has both kinds of users at once: a range with `struct page`s that
+//! user space maps (and hands to `O_DIRECT` I/O) and that importers map through dma-bufs.
+//! Its revocation zaps the user mappings, waits until the pages pinned by I/O are back,
+//! then revokes the importers; at unbind too, and then the pages go back to the pool.
 
 #[cfg(CONFIG_RUST_P2PDMA_BENCH)]
 pub mod bench;
@@ -49,6 +54,7 @@ mod map;
 mod mmio;
 mod node;
 mod p2pmem;
+mod pages;
 mod provider;
 mod state;
 mod unbind;
@@ -83,6 +89,13 @@ pub use p2pmem::{
     P2pmemHandle,
     P2pmemSgl,
     P2PMEM_ALIGN, //
+};
+pub use pages::{
+    PagesExporter,
+    PagesHandle,
+    PagesStatus,
+    RevocationStages,
+    PAGES_RESET_WAIT, //
 };
 pub use provider::{
     BarIndex,

@@ -23,6 +23,13 @@
 //! [`pci::Driver::resume`]. As in VFIO, the exports are re-armed only if the device decodes
 //! memory afterwards, and a revocation that user space asked for stays in force across both.
 //!
+//! With the `pages` parameter (MiB, a multiple of 2), the start of BAR 2 gets `struct page`s
+//! instead ([`kernel::p2pdma::PagesExporter`]) and the node is `/dev/p2pdma-pages-<bdf>`:
+//! its files can also be mmapped (the pages themselves, so `O_DIRECT` I/O goes straight to
+//! the BAR), `EXPORT` takes ranges inside that part, `P2PDMA_DMABUF_PAGES` reports it, and
+//! every revocation works in three stages: user mappings zapped, pages pinned by I/O back,
+//! importers unmapped.
+//!
 //! Unbinding, removing or hot-unplugging the device revokes everything for good before
 //! `remove()` runs (device-managed work of [`kernel::p2pdma::Exporter`], done even if the
 //! exporter is leaked, which the `forget` parameter does for the selftests); the dma-bufs
@@ -39,16 +46,21 @@ use kernel::{
     io::Io,
     ioctl::{
         _IO,
+        _IOR,
         _IOW,
         _IOWR, //
     },
     p2pdma::{
         BarIndex,
+        BarInfo,
         BarRange,
         Exporter,
         ExporterHandle,
+        ExporterStatus,
         Node,
         NodeFile,
+        PagesExporter,
+        PagesHandle,
         Revocation,
         MAX_RANGES, //
     },
@@ -59,6 +71,7 @@ use kernel::{
     },
     prelude::*,
     str::CString,
+    sync::aref::ARef,
     uaccess::{
         UserPtr,
         UserSlice, //
@@ -71,13 +84,61 @@ const EXPORT: u32 = _IOW::<uapi::p2pdma_dmabuf_export>(TYPE, 0x00);
 const REVOKE: u32 = _IO(TYPE, 0x01);
 const UNREVOKE: u32 = _IO(TYPE, 0x02);
 const STATE: u32 = _IOWR::<uapi::p2pdma_dmabuf_state>(TYPE, 0x03);
+const PAGES: u32 = _IOR::<uapi::p2pdma_dmabuf_pages>(TYPE, 0x04);
 
 /// Size of `struct p2pdma_dmabuf_range`.
 const RANGE_SIZE: usize = core::mem::size_of::<uapi::p2pdma_dmabuf_range>();
 
-/// An open `/dev/p2pdma-dmabuf-<bdf>`: the exporter of its device, for as long as it lives.
+/// What a device exports: BAR ranges, or (`pages` parameter) one range with `struct page`s
+/// that user space maps too.
+#[derive(Clone)]
+enum Handle {
+    Bars(ExporterHandle),
+    Pages(PagesHandle),
+}
+
+impl Handle {
+    fn export(&self, bar: BarIndex, ranges: &[BarRange], flags: u32) -> Result<ARef<DmaBuf>> {
+        match self {
+            Self::Bars(h) => h.export(&THIS_MODULE, bar, ranges, flags),
+            Self::Pages(h) => h.export(&THIS_MODULE, bar, ranges, flags),
+        }
+    }
+
+    /// For the pages, the three stages: user mappings, pinned pages, importers.
+    fn revoke_for(&self, why: Revocation) -> Result {
+        match self {
+            Self::Bars(h) => h.revoke_for(why),
+            Self::Pages(h) => h.revoke_for(why),
+        }
+    }
+
+    fn rearm(&self, why: Revocation) -> Result {
+        match self {
+            Self::Bars(h) => h.rearm(why),
+            Self::Pages(h) => h.rearm(why),
+        }
+    }
+
+    fn bar_info(&self, bar: BarIndex) -> Result<BarInfo> {
+        match self {
+            Self::Bars(h) => h.bar_info(bar),
+            Self::Pages(h) => h.bar_info(bar),
+        }
+    }
+
+    fn status(&self) -> ExporterStatus {
+        match self {
+            Self::Bars(h) => h.status(),
+            Self::Pages(h) => h.status().exporter,
+        }
+    }
+}
+
+/// An open `/dev/p2pdma-dmabuf-<bdf>` or `/dev/p2pdma-pages-<bdf>`: the exporter of its
+/// device, for as long as it lives.
 struct ExportFile {
-    exporter: ExporterHandle,
+    exporter: Handle,
 }
 
 impl ExportFile {
@@ -111,9 +172,7 @@ impl ExportFile {
         }
         // The fd is reserved first, so that nothing can fail once the buffer exists.
         let fd = FileDescriptorReservation::get_unused_fd_flags(open_flags & O_CLOEXEC)?;
-        let buf = self
-            .exporter
-            .export(&THIS_MODULE, bar, &ranges, open_flags)?;
+        let buf = self.exporter.export(bar, &ranges, open_flags)?;
         let nr = fd.reserved_fd();
         fd.fd_install(DmaBuf::into_file(buf));
         Ok(nr as isize)
@@ -136,14 +195,33 @@ impl ExportFile {
         writer.write(&info.bus_offset)?;
         Ok(0)
     }
+
+    /// `P2PDMA_DMABUF_PAGES`: the range with pages and its last revocation.
+    fn pages(&self, arg: usize) -> Result<isize> {
+        let Handle::Pages(pages) = &self.exporter else {
+            return Err(ENOTTY);
+        };
+        let size = core::mem::size_of::<uapi::p2pdma_dmabuf_pages>();
+        let mut writer = UserSlice::new(UserPtr::from_addr(arg), size).writer();
+        let st = pages.status();
+        let count = |n: usize| u32::try_from(n).unwrap_or(u32::MAX);
+        writer.write(&st.offset)?;
+        writer.write(&st.len)?;
+        writer.write(&count(st.busy_pages))?;
+        writer.write(&count(st.last.waited_pages))?;
+        writer.write(&st.last.zap_ns)?;
+        writer.write(&st.last.wait_ns)?;
+        writer.write(&st.last.invalidate_ns)?;
+        Ok(0)
+    }
 }
 
 impl NodeFile for ExportFile {
-    type Data = ExporterHandle;
+    type Data = Handle;
 
     const OWNER: &'static ThisModule = &THIS_MODULE;
 
-    fn open(exporter: &ExporterHandle) -> impl PinInit<Self, Error> {
+    fn open(exporter: &Handle) -> impl PinInit<Self, Error> {
         Ok::<_, Error>(Self {
             exporter: exporter.clone(),
         })
@@ -152,10 +230,19 @@ impl NodeFile for ExportFile {
     fn ioctl(&self, cmd: u32, arg: usize) -> Result<isize> {
         match cmd {
             EXPORT => self.export(arg),
-            REVOKE => self.exporter.revoke().map(|()| 0),
-            UNREVOKE => self.exporter.unrevoke().map(|()| 0),
+            REVOKE => self.exporter.revoke_for(Revocation::User).map(|()| 0),
+            UNREVOKE => self.exporter.rearm(Revocation::User).map(|()| 0),
             STATE => self.state(arg),
+            PAGES => self.pages(arg),
             _ => Err(ENOTTY),
+        }
+    }
+
+    /// `mmap()` of the range with pages, in pages mode.
+    fn pages(&self) -> Option<&PagesHandle> {
+        match &self.exporter {
+            Handle::Pages(pages) => Some(pages),
+            Handle::Bars(_) => None,
         }
     }
 }
@@ -166,9 +253,10 @@ impl NodeFile for ExportFile {
 struct DmabufSample<'bound> {
     #[pin]
     node: Node<ExportFile>,
-    /// `None` if the `forget` parameter leaked it.
+    /// The exporter, by mode; `None` if the `forget` parameter leaked it.
     exporter: Option<Exporter<'bound>>,
-    handle: ExporterHandle,
+    pages: Option<PagesExporter<'bound>>,
+    handle: Handle,
 }
 
 struct DmabufDriver;
@@ -199,22 +287,30 @@ impl pci::Driver for DmabufDriver {
     ) -> impl PinInit<Self::Data<'bound>, Error> + 'bound {
         pin_init::pin_init_scope(move || {
             pdev.enable_device_mem()?;
-            let bars = *module_parameters::bars.value();
-            let claim = BarIndex::all().filter(|bar| bars & (1 << bar.get()) != 0);
-            let exporter = Exporter::new(pdev, claim)?;
-            let handle = exporter.handle();
-            let exporter = if *module_parameters::forget.value() != 0 {
-                // Test only: the library must revoke at unbind all the same.
-                core::mem::forget(exporter);
-                None
+            let pages_mib = u64::from(*module_parameters::pages.value());
+            let (mut exporter, mut pages, handle, kind) = if pages_mib != 0 {
+                // The first `pages` MiB of BAR 2, with pages, mapped and exported.
+                let pages = PagesExporter::new(pdev, BarIndex::new(2)?, 0, pages_mib << 20)?;
+                let handle = Handle::Pages(pages.handle());
+                (None, Some(pages), handle, "pages")
             } else {
-                Some(exporter)
+                let bars = *module_parameters::bars.value();
+                let claim = BarIndex::all().filter(|bar| bars & (1 << bar.get()) != 0);
+                let exporter = Exporter::new(pdev, claim)?;
+                let handle = Handle::Bars(exporter.handle());
+                (Some(exporter), None, handle, "dmabuf")
             };
-            let name = CString::try_from_fmt(fmt!("p2pdma-dmabuf-{}", pdev.as_ref().name()))?;
-            dev_info!(pdev, "exporting BAR ranges through /dev/{}\n", &*name);
+            if *module_parameters::forget.value() != 0 {
+                // Test only: the library must revoke at unbind all the same.
+                core::mem::forget(exporter.take());
+                core::mem::forget(pages.take());
+            }
+            let name = CString::try_from_fmt(fmt!("p2pdma-{}-{}", kind, pdev.as_ref().name()))?;
+            dev_info!(pdev, "exporting through /dev/{}\n", &*name);
             Ok(try_pin_init!(DmabufSample {
                 node <- Node::new(name, handle.clone()),
                 exporter,
+                pages,
                 handle,
             }? Error))
         })
@@ -289,7 +385,7 @@ impl pci::Driver for DmabufDriver {
 
 /// Takes back the revocation for `why` if the device decodes memory (a user may have turned
 /// it off through the config space); otherwise the exports stay revoked until the next reset.
-fn rearm(pdev: &pci::Device<Core<'_>>, handle: &ExporterHandle, why: Revocation, what: &str) {
+fn rearm(pdev: &pci::Device<Core<'_>>, handle: &Handle, why: Revocation, what: &str) {
     let cmd = pdev.config_space().read16(bindings::PCI_COMMAND as usize);
     if u32::from(cmd) & bindings::PCI_COMMAND_MEMORY != 0 {
         let _ = handle.rearm(why);
@@ -313,6 +409,10 @@ kernel::module_pci_driver! {
         bars: u32 {
             default: 4,
             description: "BARs to claim and export, a bit each (default: BAR 2)",
+        },
+        pages: u32 {
+            default: 0,
+            description: "MiB at the start of BAR 2 to give struct pages, map and export (0: off)",
         },
         forget: u32 {
             default: 0,

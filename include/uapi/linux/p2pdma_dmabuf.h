@@ -3,6 +3,19 @@
  * p2pdma-rs dma-buf sample drivers: export ranges of a PCI BAR as dma-bufs
  * (rust_p2pdma_dmabuf, /dev/p2pdma-dmabuf-<bdf>) and import them into a
  * device that DMAs into them (rust_p2pdma_import, /dev/p2pdma-import-<bdf>).
+ *
+ * Pages mode (rust_p2pdma_dmabuf pages=<MiB>): the first <MiB> of BAR 2 get
+ * struct pages, and the node is /dev/p2pdma-pages-<bdf>. Besides the ioctls
+ * below (EXPORT then takes only ranges inside that range, EINVAL otherwise),
+ * its files can be mmap()ed: MAP_SHARED only (EINVAL), the file offset being
+ * the offset in the range, which the mapping must not pass (EINVAL). The pages
+ * are real pages: O_DIRECT I/O of a P2PDMA-capable block device (NVMe) goes
+ * straight into the BAR. REVOKE (and a reset, an unbind, a hot-unplug) works
+ * in three stages and returns when all are done: (1) the mappings are zapped,
+ * and touching them raises SIGBUS (I/O on them fails with EFAULT); (2) every
+ * page pinned by I/O in flight is back, so that I/O is complete; (3) every
+ * importer is invalidated and has unmapped. After UNREVOKE the same mappings
+ * work again. Once the device is gone, mmap() fails with ENODEV.
  */
 #ifndef _UAPI_LINUX_P2PDMA_DMABUF_H
 #define _UAPI_LINUX_P2PDMA_DMABUF_H
@@ -51,6 +64,20 @@ struct p2pdma_dmabuf_state {
 	__u64 bus_offset;	/* out: PCI bus address - CPU physical address */
 };
 
+/*
+ * P2PDMA_DMABUF_PAGES (pages mode only, else ENOTTY): the range and the last
+ * revocation, each stage in nanoseconds.
+ */
+struct p2pdma_dmabuf_pages {
+	__u64 offset;		/* of the range in BAR 2 */
+	__u64 length;
+	__u32 busy_pages;	/* pages mapped or pinned now */
+	__u32 waited_pages;	/* pages pinned when stage 2 began */
+	__u64 zap_ns;		/* stage 1 */
+	__u64 wait_ns;		/* stage 2 */
+	__u64 invalidate_ns;	/* stage 3 */
+};
+
 #define P2PDMA_DMABUF_TYPE	0xbb
 #define P2PDMA_DMABUF_EXPORT	_IOW(P2PDMA_DMABUF_TYPE, 0x00, struct p2pdma_dmabuf_export)
 /* Revoke every export synchronously (as a reset or memory disable would). */
@@ -58,6 +85,7 @@ struct p2pdma_dmabuf_state {
 /* Let importers map again. */
 #define P2PDMA_DMABUF_UNREVOKE	_IO(P2PDMA_DMABUF_TYPE, 0x02)
 #define P2PDMA_DMABUF_STATE	_IOWR(P2PDMA_DMABUF_TYPE, 0x03, struct p2pdma_dmabuf_state)
+#define P2PDMA_DMABUF_PAGES	_IOR(P2PDMA_DMABUF_TYPE, 0x04, struct p2pdma_dmabuf_pages)
 
 /* Map types (enum pci_p2pdma_map_type, from the importing device). */
 #define P2PDMA_MAP_UNKNOWN		0

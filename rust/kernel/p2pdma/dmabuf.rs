@@ -160,8 +160,11 @@ unsafe impl Send for BufPtr {}
 ///   only with the reservation lock held. Before the provider goes away, [`Exporter`] sets
 ///   `revoked` for good and waits until `maps` is zero.
 /// - `maps` counts the mappings handed out and not yet unmapped; it changes only with the
-///   reservation lock held. While `revoked` is true, the unmap that takes it to zero wakes
-///   `unmapped` with `wait_lock` held.
+///   reservation lock held (asserted: the dma-buf core holds it for the dynamic importers,
+///   the only ones admitted). While `revoked` is true, the unmap that takes it to zero wakes
+///   `unmapped` with `wait_lock` held. That no wake-up is lost rests on the reservation
+///   lock: `revoked` is set under it, so an unmap either sees it or comes before, and the
+///   revocation then sees its count.
 #[pin_data]
 struct Export {
     revoked: AtomicBool,
@@ -255,6 +258,7 @@ impl dma_buf::Exporter for Export {
         attach: &Attachment,
         dir: DataDirection,
     ) -> Result<ExportedTable> {
+        assert_resv_held(attach);
         if this.revoked.load(Ordering::Relaxed) {
             return Err(ENODEV);
         }
@@ -286,9 +290,17 @@ impl dma_buf::Exporter for Export {
         unsafe {
             bindings::dma_buf_free_sgt(attach.as_raw(), table.into_raw().as_ptr(), dir.into())
         };
+        assert_resv_held(attach);
         // Only a revocation waits for the last unmap, so only then is there a lock to take:
         // otherwise an unmap costs one atomic operation, as VFIO's `kref_put()`.
-        if this.maps.fetch_sub(1, Release) == 1 && this.revoked.load(Ordering::Relaxed) {
+        let was = this.maps.fetch_sub(1, Release);
+        if was == 0 {
+            // Unbalanced: the dma-buf core never does this. Keep the count, say it once.
+            this.maps.add(1, Relaxed);
+            crate::pr_warn_once!("p2pdma: dma-buf unmapped more often than mapped\n");
+            return;
+        }
+        if was == 1 && this.revoked.load(Ordering::Relaxed) {
             let _guard = this.wait_lock.lock();
             this.unmapped.notify_all();
         }
@@ -298,6 +310,13 @@ impl dma_buf::Exporter for Export {
     fn release(this: Arc<Export>) {
         this.dmabuf.lock().0 = ptr::null_mut();
     }
+}
+
+/// Lockdep: the reservation lock of the buffer `attach` is attached to is held.
+fn assert_resv_held(attach: &Attachment) {
+    // SAFETY: An attachment of a live buffer (the core calls us for it); the buffer's
+    // reservation object lives as long as the buffer.
+    unsafe { bindings::dma_resv_assert_held((*(*attach.as_raw()).dmabuf).resv) };
 }
 
 /// The callbacks of the buffers of [`ExporterHandle::export`].
@@ -328,7 +347,7 @@ struct Bar {
 }
 
 /// The exporter's view of a device: its BARs and its exports.
-struct ExporterState {
+pub(super) struct ExporterState {
     /// Each memory BAR.
     bars: [Option<Bar>; 6],
     exports: KVec<Arc<Export>>,
@@ -340,6 +359,44 @@ struct ExporterState {
 
 // SAFETY: The provider pointers are shared read-only C state, used under the mutex.
 unsafe impl Send for ExporterState {}
+
+impl ExporterState {
+    /// The state of an exporter of the memory BARs `claim` of `pdev` (see [`Exporter::new`]).
+    pub(super) fn new(
+        pdev: &pci::Device<Core<'_>>,
+        claim: impl IntoIterator<Item = BarIndex>,
+    ) -> Result<Self> {
+        let p2p = P2pdma::init(pdev)?;
+        let mut bars: [Option<Bar>; 6] = [None; 6];
+        for bar in BarIndex::all() {
+            if let Ok(p) = p2p.provider(bar) {
+                let info = BarInfo {
+                    phys_start: p.phys_start(),
+                    len: p.len(),
+                    bus_offset: p.bus_offset(),
+                };
+                bars[bar.get() as usize] = Some(Bar {
+                    provider: p.as_raw(),
+                    info,
+                    claimed: false,
+                });
+            }
+        }
+        for bar in claim {
+            let slot = bars[bar.get() as usize].as_mut().ok_or(EINVAL)?;
+            if !slot.claimed {
+                request_region(pdev, bar)?;
+                slot.claimed = true;
+            }
+        }
+        Ok(ExporterState {
+            bars,
+            exports: KVec::new(),
+            reasons: 0,
+            gone: false,
+        })
+    }
+}
 
 /// Why an exporter's buffers are revoked. Each reason is taken back on its own; the buffers
 /// are armed again once none is left.
@@ -413,35 +470,7 @@ impl<'bound> Exporter<'bound> {
         pdev: &'bound pci::Device<Core<'_>>,
         claim: impl IntoIterator<Item = BarIndex>,
     ) -> Result<Self> {
-        let p2p = P2pdma::init(pdev)?;
-        let mut bars: [Option<Bar>; 6] = [None; 6];
-        for bar in BarIndex::all() {
-            if let Ok(p) = p2p.provider(bar) {
-                let info = BarInfo {
-                    phys_start: p.phys_start(),
-                    len: p.len(),
-                    bus_offset: p.bus_offset(),
-                };
-                bars[bar.get() as usize] = Some(Bar {
-                    provider: p.as_raw(),
-                    info,
-                    claimed: false,
-                });
-            }
-        }
-        for bar in claim {
-            let slot = bars[bar.get() as usize].as_mut().ok_or(EINVAL)?;
-            if !slot.claimed {
-                request_region(pdev, bar)?;
-                slot.claimed = true;
-            }
-        }
-        let state = ExporterState {
-            bars,
-            exports: KVec::new(),
-            reasons: 0,
-            gone: false,
-        };
+        let state = ExporterState::new(pdev, claim)?;
         Ok(Self {
             work: UnbindWork::new(pdev.as_ref(), new_mutex!(state))?,
         })
@@ -480,7 +509,7 @@ fn request_region(pdev: &pci::Device<Core<'_>>, bar: BarIndex) -> Result {
 
 /// A `'static` handle of an [`Exporter`]: export, revoke, re-arm, report.
 #[derive(Clone)]
-pub struct ExporterHandle(Arc<Mutex<ExporterState>>);
+pub struct ExporterHandle(pub(super) Arc<Mutex<ExporterState>>);
 
 impl ExporterHandle {
     /// Exports `ranges` of memory BAR `bar` as one dma-buf, owned by `module`, whose file is

@@ -12,6 +12,7 @@
 //! they copied from the data and may outlive the node (deregistration does not close open
 //! files), so that must be `'static` state that fails cleanly once the device is gone.
 
+use super::PagesHandle;
 use crate::{
     container_of,
     fs::File,
@@ -20,6 +21,7 @@ use crate::{
         MiscDeviceOptions,
         MiscDeviceRegistration, //
     },
+    mm::virt::VmaNew,
     prelude::*,
     str::CString, //
 };
@@ -39,6 +41,13 @@ pub trait NodeFile: Sized + Send + Sync + 'static {
 
     /// Handles `ioctl(cmd, arg)` on an open file.
     fn ioctl(&self, cmd: u32, arg: usize) -> Result<isize>;
+
+    /// The range of a [`PagesExporter`](super::PagesExporter) that the file maps with
+    /// `mmap()`, if any; it must not change while the file is open. Without one, `mmap()`
+    /// fails with `ENODEV`.
+    fn pages(&self) -> Option<&PagesHandle> {
+        None
+    }
 }
 
 /// A registered misc device node `/dev/<name>` whose files are `T`, opened with `T::Data`.
@@ -95,11 +104,19 @@ impl<T: NodeFile> MiscDevice for Glue<T> {
 
     const OWNER: &'static ThisModule = T::OWNER;
 
-    fn open(_file: &File, misc: &MiscDeviceRegistration<Self>) -> Result<Pin<KBox<T>>> {
+    fn open(file: &File, misc: &MiscDeviceRegistration<Self>) -> Result<Pin<KBox<T>>> {
         // SAFETY: Every `MiscDeviceRegistration<Glue<T>>` is the `reg` field of a live
         // `Node<T>` (type invariant); `misc_open()` keeps it registered during this call.
         let node = unsafe { &*container_of!(core::ptr::from_ref(misc).cast_mut(), Node<T>, reg) };
-        KBox::pin_init(T::open(&node.data), GFP_KERNEL)
+        let this = KBox::pin_init(T::open(&node.data), GFP_KERNEL)?;
+        if let Some(pages) = this.pages() {
+            pages.attach(file);
+        }
+        Ok(this)
+    }
+
+    fn mmap(this: Pin<&T>, file: &File, vma: &VmaNew) -> Result {
+        this.get_ref().pages().ok_or(ENODEV)?.mmap(file, vma)
     }
 
     fn ioctl(this: Pin<&T>, _file: &File, cmd: u32, arg: usize) -> Result<isize> {
