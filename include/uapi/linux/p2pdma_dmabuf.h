@@ -15,7 +15,13 @@
  * and touching them raises SIGBUS (I/O on them fails with EFAULT); (2) every
  * page pinned by I/O in flight is back, so that I/O is complete; (3) every
  * importer is invalidated and has unmapped. After UNREVOKE the same mappings
- * work again. Once the device is gone, mmap() fails with ENODEV.
+ * work again. Once the device is gone, mmap() fails with ENODEV. A signal
+ * interrupts REVOKE and UNREVOKE (EINTR, or restarted) while they wait for
+ * another REVOKE or UNREVOKE, before they do anything, and REVOKE while it
+ * waits for stage (2): the range is revoked then, stages (1) and (3) done, and
+ * a new REVOKE waits again. A reset or an AER error never waits for the stage
+ * (2) of a REVOKE; its own gives up after one second (the I/O still pinning
+ * pages may be waiting for the reset).
  */
 #ifndef _UAPI_LINUX_P2PDMA_DMABUF_H
 #define _UAPI_LINUX_P2PDMA_DMABUF_H

@@ -292,14 +292,16 @@ impl dma_buf::Exporter for Export {
         };
         assert_resv_held(attach);
         // Only a revocation waits for the last unmap, so only then is there a lock to take:
-        // otherwise an unmap costs one atomic operation, as VFIO's `kref_put()`.
-        let was = this.maps.fetch_sub(1, Release);
+        // otherwise an unmap costs one atomic store. The count changes only under the
+        // reservation lock (asserted above), so a load and a store cannot lose an update,
+        // and a count that would go below zero is never seen by anyone.
+        let was = this.maps.load(Relaxed);
         if was == 0 {
             // Unbalanced: the dma-buf core never does this. Keep the count, say it once.
-            this.maps.add(1, Relaxed);
             crate::pr_warn_once!("p2pdma: dma-buf unmapped more often than mapped\n");
             return;
         }
+        this.maps.store(was - 1, Release);
         if was == 1 && this.revoked.load(Ordering::Relaxed) {
             let _guard = this.wait_lock.lock();
             this.unmapped.notify_all();

@@ -66,8 +66,11 @@ use crate::{
     prelude::*,
     sync::{
         aref::ARef,
+        new_condvar,
         Arc,
-        Mutex, //
+        CondVar,
+        Mutex,
+        MutexGuard, //
     },
     time::{
         delay::fsleep,
@@ -97,9 +100,16 @@ use core::{
 /// reset or an error below a switch also stops the block device that is reading into the
 /// BAR, its requests are requeued (their pins kept) until its own `reset_done()` or
 /// `resume()` runs, after ours. The wait therefore gives up after this long, says how
-/// many pages are still pinned, and goes on: that I/O may then see the reset. A user's
-/// revocation and the unbind wait until every page is back.
+/// many pages are still pinned ([`RevocationStages::left_pinned`]), and goes on: that I/O
+/// may then see the reset. For the same reason such a revocation never waits for a user's
+/// stage 2: a user's revocation waits for pinned pages without holding anything a reset
+/// or an error needs. A user's revocation (until a signal) and the unbind wait until every
+/// page is back.
 pub const PAGES_RESET_WAIT: Delta = Delta::from_secs(1);
+
+// `PagesHandle::mmap` refuses private mappings by `VM_MAYSHARE`, which the bindings once
+// gave the value of `VM_MAYEXEC` (patch 0015).
+const _: () = assert!(bindings::VM_MAYSHARE != bindings::VM_MAYEXEC);
 
 /// `statfs()` magic of the pseudo file system ("p2pd").
 const MAGIC: usize = 0x7032_7064;
@@ -242,8 +252,9 @@ pub struct RevocationStages {
     pub invalidate_ns: u64,
     /// Pages still referenced (pinned by I/O in flight) when stage 2 began.
     pub waited_pages: usize,
-    /// Pages still pinned when a revocation for a reset or an error stopped waiting
-    /// ([`PAGES_RESET_WAIT`]); 0 otherwise.
+    /// Pages still pinned when stage 2 stopped waiting before every page was back: a
+    /// revocation for a reset or an error after [`PAGES_RESET_WAIT`], a user's interrupted
+    /// by a signal; 0 otherwise.
     pub left_pinned: usize,
 }
 
@@ -258,7 +269,7 @@ pub struct PagesStatus {
     pub len: u64,
     /// Pages referenced by someone else now (mapped, or pinned by I/O).
     pub busy_pages: usize,
-    /// The stages of the last revocation.
+    /// The stages of the revocation that finished last.
     pub last: RevocationStages,
 }
 
@@ -271,9 +282,24 @@ pub struct PagesStatus {
 struct Ctl {
     /// Why the range is revoked: a set of [`Revocation`] bits; none, it is armed.
     reasons: u32,
+    /// The reasons whose revocation is under way (it waits without the lock): another
+    /// revocation or re-arm for the same reason waits until it is done.
+    busy: u32,
     /// The allocation, until the device is unbound.
     alloc: Option<Alloc>,
     last: RevocationStages,
+}
+
+/// Who waits in stage 2, which decides how long it waits.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Waiter {
+    /// A user's revocation: until every page is back, a signal, or the unbind.
+    User,
+    /// A revocation for a reset or an error: at most [`PAGES_RESET_WAIT`], or until the
+    /// unbind.
+    Device,
+    /// The unbind: until every page is back.
+    Unbind,
 }
 
 /// The state a [`PagesExporter`] shares with its handles, its user mappings and its unbind
@@ -288,8 +314,11 @@ struct Ctl {
 ///   `fork()` and `mremap()` copy or move such entries without a fault, but only into
 ///   mappings of the same file, which are in the same address space.
 /// - `gate` becomes `false` before the user mappings are zapped, and `true` only while no
-///   revocation reason is set and the allocation is held. So once the gate is closed and
-///   the address space zapped, no page of the range is mapped in user space.
+///   revocation reason is set and the device is not `gone` (so the allocation is held),
+///   with `ctl` locked. So once the gate is closed and the address space zapped, no page of
+///   the range is mapped in user space.
+/// - The `struct page`s of the range are looked at (their reference counts) only with `ctl`
+///   locked and `ctl.alloc` held, or by the allocation's owner.
 #[pin_data]
 struct Pages {
     bar: BarIndex,
@@ -298,15 +327,19 @@ struct Pages {
     kaddr: NonNull<c_void>,
     npages: usize,
     inode: Inode,
-    /// Set at unbind, for `mmap()`: the range is gone for good.
+    /// Set at unbind (with `ctl` locked): the range is gone for good.
     gone: AtomicBool,
     /// Faults may map pages (held while they do).
     #[pin]
     gate: Mutex<bool>,
-    /// Held by revocations, re-arms and the unbind work, which may wait long: never by a
-    /// fault or `mmap()`, whose callers may hold page pins that a revocation waits for.
+    /// Held briefly by revocations, re-arms, reports and the unbind work, never while they
+    /// wait for pinned pages or importers (so that a reset's revocation never waits behind
+    /// a user's), and never by a fault or `mmap()`, whose callers may hold page pins.
     #[pin]
     ctl: Mutex<Ctl>,
+    /// Notified when a reason leaves `ctl.busy`.
+    #[pin]
+    idle: CondVar,
     exporter: ExporterHandle,
 }
 
@@ -320,12 +353,15 @@ impl Pages {
         Alloc::page(self.kaddr, i)
     }
 
-    /// Counts the pages that someone else references (mapped, pinned).
-    fn busy_pages(&self) -> usize {
+    /// Counts the pages that someone else references (mapped, pinned), while `ctl` (locked
+    /// by the caller) holds the allocation.
+    fn busy_pages(&self, ctl: &Ctl) -> usize {
+        if ctl.alloc.is_none() {
+            return 0;
+        }
         (0..self.npages)
-            // SAFETY: A page of the allocation, alive until the device is unbound; after,
-            // its `struct page` stays until the pgmap is freed, later in the unbind. We are
-            // called with `ctl` locked, so before the allocation is given back.
+            // SAFETY: A page of the allocation, which `ctl` holds: its `struct page` lives
+            // until the pgmap is torn down, after the unbind work gave the allocation back.
             .filter(|&i| unsafe { bindings::page_ref_count(self.page(i)) } > 1)
             .count()
     }
@@ -339,22 +375,38 @@ impl Pages {
         unsafe { bindings::unmap_mapping_range(self.inode.mapping(), 0, 0, 1) };
     }
 
-    /// Stage 2: waits until no page is referenced but by us, or at most `limit`; returns
-    /// how many were referenced at first and how many still are.
-    fn wait_idle(&self, limit: Option<Delta>) -> (usize, usize) {
-        let first = self.busy_pages();
+    /// Stage 2: waits until no page is referenced but by us, as long as `who` may wait;
+    /// returns how many were referenced at first and how many still are, and `ENODEV`
+    /// (the unbind took over) or `ERESTARTSYS` (a signal) if it stopped for that.
+    ///
+    /// Looks at the pages with `ctl` locked, between sleeps without it.
+    fn wait_idle(&self, who: Waiter) -> (usize, usize, Result) {
         let start = Instant::<Monotonic>::now();
         let mut delay = Delta::from_micros(10);
         let mut warned = false;
-        let mut busy = first;
-        while busy != 0 {
+        let mut first = None;
+        loop {
+            let busy = {
+                let ctl = self.ctl.lock();
+                if who != Waiter::Unbind && self.gone.load(Ordering::Relaxed) {
+                    return (first.unwrap_or(0), 0, Err(ENODEV));
+                }
+                self.busy_pages(&ctl)
+            };
+            let first = *first.get_or_insert(busy);
+            if busy == 0 {
+                return (first, 0, Ok(()));
+            }
             let waited = start.elapsed();
-            if limit.is_some_and(|limit| waited > limit) {
+            if who == Waiter::Device && waited > PAGES_RESET_WAIT {
                 pr_warn!(
                     "p2pdma: reset or error: {} pages still pinned by I/O, going on\n",
                     busy
                 );
-                break;
+                return (first, busy, Ok(()));
+            }
+            if who == Waiter::User && crate::current!().signal_pending() {
+                return (first, busy, Err(ERESTARTSYS));
             }
             if !warned && waited > Delta::from_secs(10) {
                 pr_warn!("p2pdma: revocation waits for {} pinned pages\n", busy);
@@ -362,35 +414,59 @@ impl Pages {
             }
             fsleep(delay);
             delay = Delta::from_micros((delay.as_micros_ceil() * 2).min(10_000));
-            busy = self.busy_pages();
         }
-        (first, busy)
     }
 
-    /// The three stages, for `why`; the first two only if the range was armed.
-    fn revoke(&self, ctl: &mut Ctl, why: Revocation) -> Result {
-        let armed = ctl.reasons == 0;
-        ctl.reasons |= why as u32;
-        let t0 = Instant::<Monotonic>::now();
-        let limit = (why != Revocation::User).then_some(PAGES_RESET_WAIT);
-        let first = armed.then(|| {
+    /// Waits until no other revocation or re-arm for `why` is under way (interruptibly for
+    /// the user's), and returns `ctl` locked; `ENODEV` once the device is gone.
+    fn begin(&self, why: Revocation) -> Result<MutexGuard<'_, Ctl>> {
+        let mut ctl = self.ctl.lock();
+        while ctl.busy & why as u32 != 0 {
+            if why != Revocation::User {
+                self.idle.wait(&mut ctl);
+            } else if self.idle.wait_interruptible(&mut ctl) {
+                return Err(ERESTARTSYS);
+            }
+        }
+        if self.gone.load(Ordering::Relaxed) {
+            return Err(ENODEV);
+        }
+        Ok(ctl)
+    }
+
+    /// The three stages, for `why`. Only stage 1 holds `ctl`: the waits of stages 2 and 3
+    /// hold nothing a revocation for another reason needs.
+    fn revoke(&self, why: Revocation) -> Result {
+        let t0;
+        {
+            let mut ctl = self.begin(why)?;
+            t0 = Instant::<Monotonic>::now();
+            ctl.busy |= why as u32;
+            ctl.reasons |= why as u32;
             self.zap();
-            let t1 = Instant::<Monotonic>::now();
-            let (waited, left) = self.wait_idle(limit);
-            (t1 - t0, t1.elapsed(), waited, left)
-        });
+        }
+        let t1 = Instant::<Monotonic>::now();
+        let who = if why == Revocation::User {
+            Waiter::User
+        } else {
+            Waiter::Device
+        };
+        // Interrupted, stage 3 still runs: the importers then match the reason, which stays
+        // set; a new revocation (the restarted system call) waits again.
+        let (waited_pages, left_pinned, waited) = self.wait_idle(who);
         let t2 = Instant::<Monotonic>::now();
         let res = self.exporter.revoke_for(why);
-        if let Some((zap, wait, waited_pages, left_pinned)) = first {
-            ctl.last = RevocationStages {
-                zap_ns: ns(zap),
-                wait_ns: ns(wait),
-                invalidate_ns: ns(t2.elapsed()),
-                waited_pages,
-                left_pinned,
-            };
-        }
-        res
+        let mut ctl = self.ctl.lock();
+        ctl.busy &= !(why as u32);
+        self.idle.notify_all();
+        ctl.last = RevocationStages {
+            zap_ns: ns(t1 - t0),
+            wait_ns: ns(t2 - t1),
+            invalidate_ns: ns(t2.elapsed()),
+            waited_pages,
+            left_pinned,
+        };
+        waited.and(res)
     }
 }
 
@@ -400,16 +476,21 @@ fn ns(d: Delta) -> u64 {
 
 impl OnUnbind for Pages {
     fn unbind(&self) {
-        let mut ctl = self.ctl.lock();
-        self.gone.store(true, Ordering::Relaxed);
-        self.zap();
-        self.wait_idle(None);
+        {
+            let _ctl = self.ctl.lock();
+            // From now on no re-arm opens the gate, and revocations stop waiting.
+            self.gone.store(true, Ordering::Relaxed);
+            self.zap();
+        }
+        // Until every page is back: the unbind's wait never stops early.
+        let _ = self.wait_idle(Waiter::Unbind);
         // Stage 3, for good.
         self.exporter.0.unbind();
         // INVARIANT (`Alloc`): the device is still bound, and nothing maps the pages any
-        // more, nor ever will: the gate stays closed once `gone` is set and the
-        // allocation is gone.
-        drop(ctl.alloc.take());
+        // more, nor ever will: the gate stays closed once `gone` is set. Whoever looks at
+        // the pages does so with `ctl` locked and the allocation held.
+        let alloc = self.ctl.lock().alloc.take();
+        drop(alloc);
     }
 }
 
@@ -434,6 +515,11 @@ unsafe extern "C" fn fault(vmf: *mut bindings::vm_fault) -> bindings::vm_fault_t
     // SAFETY: `mmap` set `vm_private_data` to a `Pages` kept alive by the file of the
     // mapping (it holds a `PagesHandle`), which the mapping holds.
     let pages = unsafe { &*(*vma).vm_private_data.cast::<Pages>() };
+    // SAFETY: As above.
+    if !unsafe { (*vmf).cow_page }.is_null() {
+        // A private mapping: `mmap` refuses them, this is only a second line.
+        return bindings::vm_fault_reason_VM_FAULT_SIGBUS;
+    }
     let open = pages.gate.lock();
     if !*open || pgoff >= pages.npages {
         return bindings::vm_fault_reason_VM_FAULT_SIGBUS;
@@ -501,7 +587,11 @@ impl<'bound> PagesExporter<'bound> {
         size: u64,
     ) -> Result<Self> {
         let p2p = P2pdma::init(pdev)?;
-        let start = p2p.provider(bar)?.phys_start() + offset;
+        let start = p2p
+            .provider(bar)?
+            .phys_start()
+            .checked_add(offset)
+            .ok_or(EINVAL)?;
         let len = usize::try_from(size).map_err(|_| EINVAL)?;
         if len == 0 {
             return Err(EINVAL);
@@ -552,9 +642,11 @@ impl<'bound> PagesExporter<'bound> {
                 gate <- new_mutex!(true),
                 ctl <- new_mutex!(Ctl {
                     reasons: 0,
+                    busy: 0,
                     alloc: Some(alloc),
                     last: RevocationStages::default(),
                 }),
+                idle <- new_condvar!(),
                 exporter,
             }),
         )?;
@@ -654,30 +746,43 @@ impl PagesHandle {
     }
 
     /// Revokes the range for `why`, in three synchronous stages: when this returns, every
-    /// user mapping is gone and faults get `SIGBUS`, every page pinned by I/O has been given
-    /// back (the I/O is done), and every importer has been invalidated and has unmapped.
-    /// New mappings, pins, attachments and maps fail until every reason is taken back.
-    /// Fails with `ENODEV` once the device is gone.
+    /// user mapping is gone and faults get `SIGBUS`; every page pinned by I/O has been given
+    /// back (the I/O is done), except for a reset or an error after [`PAGES_RESET_WAIT`]
+    /// (see [`RevocationStages::left_pinned`]); and every importer has been invalidated and
+    /// has unmapped. New mappings, pins, attachments and maps fail until every reason is
+    /// taken back.
+    ///
+    /// A revocation never waits for the stage 2 of one for another reason: a reset's
+    /// revocation goes ahead while a user's still waits for pinned pages. (Stage 3, the
+    /// importers', is the exporter's, one at a time.) Revocations and re-arms for the same
+    /// reason run one at a time.
+    ///
+    /// Fails with `ENODEV` once the device is gone. For [`Revocation::User`], fails with
+    /// `ERESTARTSYS` if a signal interrupts it: while it waits for another user's
+    /// revocation or re-arm, having done nothing; or in stage 2, after which it still does
+    /// stage 3: the range is then revoked (mappings zapped, importers unmapped), but I/O
+    /// that pinned pages may still be running, and a new call waits for it.
     pub fn revoke_for(&self, why: Revocation) -> Result {
-        let mut ctl = self.0.ctl.lock();
-        if ctl.alloc.is_none() {
-            return Err(ENODEV);
-        }
-        self.0.revoke(&mut ctl, why)
+        self.0.revoke(why)
     }
 
     /// Takes back the revocation for `why`: once no reason is left, faults map pages and
-    /// importers map again. Fails with `ENODEV` once the device is gone.
+    /// importers map again. Fails with `ENODEV` once the device is gone (and with
+    /// `ERESTARTSYS` as [`Self::revoke_for`] does, while waiting for a user's revocation
+    /// under way).
     pub fn rearm(&self, why: Revocation) -> Result {
-        let mut ctl = self.0.ctl.lock();
-        if ctl.alloc.is_none() {
-            return Err(ENODEV);
-        }
-        self.0.exporter.rearm(why)?;
+        let pages = &*self.0;
+        pages.begin(why)?.busy |= why as u32;
+        // The importers first, without `ctl`: their re-arm waits for fences.
+        let res = pages.exporter.rearm(why);
+        let mut ctl = pages.ctl.lock();
+        ctl.busy &= !(why as u32);
+        pages.idle.notify_all();
+        res?;
         ctl.reasons &= !(why as u32);
-        if ctl.reasons == 0 {
-            // INVARIANT: No reason left, and the allocation is held.
-            *self.0.gate.lock() = true;
+        if ctl.reasons == 0 && !pages.gone.load(Ordering::Relaxed) {
+            // INVARIANT: No reason left and not gone, with `ctl` locked.
+            *pages.gate.lock() = true;
         }
         Ok(())
     }
@@ -699,17 +804,17 @@ impl PagesHandle {
 
     /// Returns the current state.
     pub fn status(&self) -> PagesStatus {
-        let ctl = self.0.ctl.lock();
+        let (busy_pages, last) = {
+            let ctl = self.0.ctl.lock();
+            (self.0.busy_pages(&ctl), ctl.last)
+        };
+        // Without `ctl`: the exporter's lock may be held by a revocation's stage 3.
         PagesStatus {
             exporter: self.0.exporter.status(),
             offset: self.0.offset,
             len: (self.0.npages * PAGE_SIZE) as u64,
-            busy_pages: if ctl.alloc.is_some() {
-                self.0.busy_pages()
-            } else {
-                0
-            },
-            last: ctl.last,
+            busy_pages,
+            last,
         }
     }
 }

@@ -15,8 +15,8 @@
  * a dma-buf of it. The BAR is also mapped through sysfs (resource2), beside
  * the pages, so that the test can see what is there while the pages are
  * revoked. Each test has its own 2 MiB of the range (reads, transfers, checks
- * after the re-arm), the first test the ends of the first two; [6, 8) MiB is
- * where nothing may land after a revocation.
+ * after the re-arm), the first test the ends of the first two, the reset test
+ * [5.5, 5.75) MiB; [6, 8) MiB is where nothing may land after a revocation.
  *
  * pages_unplug_test is the hot-unplug test, built on its own: it runs after
  * dmabuf_test, last, because every PCIe hot-unplug in QEMU makes
@@ -654,6 +654,133 @@ TEST_F(pages, every_mapping_is_zapped)
 	munmap(m[5], pg);
 	close(ro);
 	close(fd2);
+}
+
+#define PINNERS		192		/* readers of the reset test */
+#define PIN_AT		0x580000ULL	/* 256 KiB that no other test uses */
+#define PIN_PAGES	64
+
+struct pinner {
+	pthread_t t;
+	int blk;
+	uint8_t *dst;
+	int err;		/* errno of the read that ended the loop (LOAD) */
+};
+
+/* 4 KiB O_DIRECT reads into one page until one fails: a pin held all along. */
+static void *pin_loop(void *arg)
+{
+	struct pinner *p = arg;
+	long k;
+
+	for (k = 0;; k++)
+		if (pread(p->blk, p->dst, 0x1000, NVME_AT + (k % CHUNKS) * RLEN) != 0x1000) {
+			STORE(p->err, errno ? errno : EIO);
+			return NULL;
+		}
+}
+
+struct revoker {
+	int node;
+	int ret;		/* of the REVOKE ioctl: 0 or errno */
+	int done;		/* LOAD */
+};
+
+static void *revoke_thread(void *arg)
+{
+	struct revoker *rv = arg;
+
+	rv->ret = ioctl(rv->node, P2PDMA_DMABUF_REVOKE) ? errno : 0;
+	STORE(rv->done, 1);
+	return NULL;
+}
+
+/*
+ * A reset never waits behind a user's revocation. PINNERS threads keep 4 KiB
+ * O_DIRECT reads queued at the NVMe (throttled to 50 reads a second in check
+ * boots, so the pins taken before a zap last seconds); a user's REVOKE waits
+ * in stage 2 for all of them. A sysfs reset of the exporter's device during
+ * that wait revokes for the reset (its own stage 2 gives up after
+ * PAGES_RESET_WAIT, 1 s) and returns while the user's REVOKE still waits: it
+ * did not wait behind the REVOKE, which would deadlock where the I/O that
+ * holds the pins waits for the reset (a bus reset that also stops the NVMe).
+ * The REVOKE then returns with every page back, the reset's re-arm does not
+ * undo it, and UNREVOKE maps again.
+ */
+TEST_F_TIMEOUT(pages, reset_does_not_wait_behind_a_user_revoke, 120)
+{
+	struct p2pdma_dmabuf_pages pg;
+	struct p2pdma_dmabuf_state st;
+	struct pinner *pin;
+	struct revoker rv = { .node = self->node };
+	pthread_attr_t attr;
+	pthread_t rt;
+	char path[PATH_MAX];
+	int i, busy = 0;
+
+	snprintf(path, sizeof(path), PCI_DEVS "/%s/reset", self->bdf);
+	ASSERT_EQ(0, access(path, W_OK)) TH_LOG("%s cannot be reset: %s", self->bdf,
+						strerror(errno));
+	pin = calloc(PINNERS, sizeof(*pin));
+	ASSERT_NE(NULL, pin);
+	ASSERT_EQ(0, pthread_attr_init(&attr));
+	ASSERT_EQ(0, pthread_attr_setstacksize(&attr, 64 << 10));
+	for (i = 0; i < PINNERS; i++) {
+		pin[i].dst = self->map + PIN_AT + (i % PIN_PAGES) * 0x1000;
+		pin[i].blk = open(self->blk, O_RDONLY | O_DIRECT);
+		ASSERT_LE(0, pin[i].blk);
+		ASSERT_EQ(0, pthread_create(&pin[i].t, &attr, pin_loop, &pin[i]));
+	}
+	/* Until the reads use (pin, or map) most of the pages they read into. */
+	for (i = 0; i < 500 && busy < PIN_PAGES / 2; i++) {
+		usleep(10000);
+		ASSERT_EQ(0, pages_info(self->node, &pg));
+		busy = pg.busy_pages;
+	}
+	ASSERT_LE(PIN_PAGES / 2, busy) TH_LOG("only %d pages in use", busy);
+
+	ASSERT_EQ(0, pthread_create(&rt, NULL, revoke_thread, &rv));
+	/* Stage 1 is done when the mapping gives SIGBUS here. */
+	for (i = 0; i < 500 && !bus_here(self->map + RESERVED); i++)
+		usleep(1000);
+	ASSERT_EQ(1, bus_here(self->map + RESERVED));
+	ASSERT_EQ(0, LOAD(rv.done)) TH_LOG("REVOKE did not wait for %d pinned pages", busy);
+
+	ASSERT_EQ(0, write_str(path, "1"));
+	EXPECT_EQ(0, LOAD(rv.done))
+		TH_LOG("the reset returned only after the user's REVOKE: it waited behind it");
+	/*
+	 * The reset revoked too: its stage 2 (the last record, the REVOKE
+	 * still waiting) found the pinned pages and gave up after 1 s.
+	 */
+	ASSERT_EQ(0, pages_info(self->node, &pg));
+	if (!LOAD(rv.done)) {
+		EXPECT_LT(0, pg.waited_pages);
+		EXPECT_LE(1000000000ULL, pg.wait_ns);
+	}
+
+	ASSERT_EQ(0, pthread_join(rt, NULL));
+	EXPECT_EQ(0, rv.ret) TH_LOG("REVOKE: %s", strerror(rv.ret));
+	ASSERT_EQ(0, pages_info(self->node, &pg));
+	EXPECT_EQ(0, pg.busy_pages);
+	/* The reset's re-arm did not undo the user's revocation. */
+	ASSERT_EQ(0, state(self->node, &st));
+	EXPECT_EQ(1, st.revoked);
+	EXPECT_EQ(1, bus_here(self->map + PIN_AT));
+	for (i = 0; i < PINNERS; i++) {
+		ASSERT_EQ(0, pthread_join(pin[i].t, NULL));
+		close(pin[i].blk);
+		/* Refused after the zap, or hit by the reset. */
+		EXPECT_NE(0, pin[i].err);
+	}
+	TH_LOG("REVOKE waited %llu us for %u pinned pages",
+	       (unsigned long long)pg.wait_ns / 1000, pg.waited_pages);
+	free(pin);
+	pthread_attr_destroy(&attr);
+
+	ASSERT_EQ(0, ioctl(self->node, P2PDMA_DMABUF_UNREVOKE));
+	EXPECT_EQ(0, bus_here(self->map + PIN_AT));
+	EXPECT_EQ(0, touch(self->map + PIN_AT, 1));
 }
 
 /* Rebinds the exporter sample to @bdf and reopens and maps its node. */
