@@ -18,6 +18,8 @@
  *               VFIO's memory disable/enable through the config space, and
  *               a reset (Rust: sysfs reset, whose reset_prepare/done hooks
  *               revoke and re-arm; VFIO: VFIO_DEVICE_RESET)
+ *   idle        apart: a re-arm with nothing to re-arm, the way of the ioctl
+ *               without the dma-buf work
  *
  * The figures are never judged here: the program fails only when a step
  * fails (every revocation is checked: all importers unmapped).
@@ -202,6 +204,30 @@ static void revocations(struct exporter *e, enum trig t, int n, int iters,
 	close(buf);
 }
 
+/*
+ * A re-arm with nothing to re-arm (the buffer is armed, one importer mapped):
+ * the ioctl's way into the exporter and back, its lock and its walk over the
+ * buffers, without the dma-buf work. Set against the re-arm above, it tells
+ * whether a difference is in that way or in the work.
+ */
+static void idle_rearms(struct exporter *e, int iters, struct series *ra)
+{
+	unsigned long long t0;
+	int buf, k;
+
+	buf = exp_export(e, &(struct p2pdma_dmabuf_range){ 0xc00000, 0x10000 }, 1);
+	CHECK(buf >= 0);
+	CHECK(!ioctl(imp[0], P2PDMA_IMPORT_ATTACH, buf));
+	map_all(1);
+	for (k = 0; k < iters; k++) {
+		t0 = now();
+		exp_rearm(e, LIGHT);
+		add(ra, now() - t0);
+	}
+	CHECK(!ioctl(imp[0], P2PDMA_IMPORT_DETACH));
+	close(buf);
+}
+
 static struct series s[16][2];
 
 int main(void)
@@ -298,6 +324,15 @@ int main(void)
 			 importers[n]);
 		report(label, s[5]);
 	}
+
+	/* Apart: the way of a re-arm without the dma-buf work. */
+	memset(s, 0, sizeof(s));
+	for (round = 0; round < ROUNDS; round++)
+		for (x = 0; x < 2; x++) {
+			j = (round % 2) ? 1 - x : x;
+			idle_rearms(&ex[j], 20, &s[0][j]);
+		}
+	report("rearm with nothing to re-arm (apart: the ioctl path)", s[0]);
 
 	/* Apart: a reset, which waits for the bus (about 100 ms), 1 importer. */
 	memset(s, 0, sizeof(s));
