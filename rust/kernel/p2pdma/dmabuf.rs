@@ -78,7 +78,6 @@ use core::{
     },
     sync::atomic::{
         AtomicBool,
-        AtomicPtr,
         Ordering, //
     },
 };
@@ -146,6 +145,12 @@ pub fn check_ranges(bar_start: u64, bar_len: u64, ranges: &[BarRange]) -> Result
     usize::try_from(total).map_err(|_| EINVAL)
 }
 
+/// The dma-buf of an export, or null once it is released.
+struct BufPtr(*mut bindings::dma_buf);
+
+// SAFETY: The pointer is only used under the mutex that holds it, by any thread.
+unsafe impl Send for BufPtr {}
+
 /// State of one exported dma-buf, shared by its exporter and the dma-buf (its data).
 ///
 /// # Invariants
@@ -160,11 +165,6 @@ pub fn check_ranges(bar_start: u64, bar_len: u64, ranges: &[BarRange]) -> Result
 ///   `unmapped` with `wait_lock` held. That no wake-up is lost rests on the reservation
 ///   lock: `revoked` is set under it, so an unmap either sees it or comes before, and the
 ///   revocation then sees its count.
-/// - `buf` is the export's dma-buf, set before the export is put on the list of `owner`.
-///   The buffer's release callback takes the export off that list with `owner` locked, so
-///   while `owner` is locked and the export on the list (or taken off by the holder of the
-///   lock), the `dma_buf` is not freed; its file may be (`get_file_active()` then fails,
-///   or pins a recycled file for a moment, which the put that follows gives back).
 #[pin_data]
 struct Export {
     revoked: AtomicBool,
@@ -178,9 +178,10 @@ struct Export {
     wait_lock: Mutex<()>,
     #[pin]
     unmapped: CondVar,
-    buf: AtomicPtr<bindings::dma_buf>,
-    /// The exporter whose list holds the export until the buffer is released.
-    owner: Arc<Mutex<ExporterState>>,
+    /// Set after export, cleared by the release callback; the exporter holds this lock
+    /// while it works on the buffer, so the dma-buf cannot be freed under it.
+    #[pin]
+    dmabuf: Mutex<BufPtr>,
 }
 
 // SAFETY: The provider pointer is shared read-only C state (see the type invariants); all
@@ -190,13 +191,15 @@ unsafe impl Send for Export {}
 unsafe impl Sync for Export {}
 
 impl Export {
-    /// Revokes (`revoke`) or re-arms the buffer, synchronously, in VFIO's order, with its
-    /// owner locked (`_owner`): the export on its list, or taken off it under that lock.
-    fn set_revoked(&self, _owner: &ExporterState, revoke: bool) {
-        // SAFETY: The owner is locked and the export is (or was, under this lock) on its
-        // list, so the buffer is not freed (type invariants).
-        let Some(buf) = (unsafe { DmaBuf::get_active(self.buf.load(Ordering::Relaxed)) }) else {
-            // Past its last reference: its release comes, and needs nothing from us.
+    /// Revokes (`revoke`) or re-arms the buffer, synchronously, in VFIO's order.
+    fn set_revoked(&self, revoke: bool) {
+        let slot = self.dmabuf.lock();
+        if slot.0.is_null() {
+            return;
+        }
+        // SAFETY: The release callback clears `slot` before the buffer is freed, and
+        // cannot while we hold its lock.
+        let Some(buf) = (unsafe { DmaBuf::get_active(slot.0) }) else {
             return;
         };
         if self.revoked.load(Ordering::Relaxed) != revoke {
@@ -224,8 +227,7 @@ impl Export {
             }
         }
         // The last reference of a dma-buf is put through a deferred `fput()`: dropping
-        // `buf` here never runs the release callback (which locks the owner) under the
-        // owner's lock.
+        // `buf` here never runs the release callback under `slot`.
         drop(buf);
     }
 }
@@ -306,12 +308,9 @@ impl dma_buf::Exporter for Export {
         }
     }
 
-    /// Takes the export off its exporter's list: its buffer is about to be freed. As in
-    /// VFIO (`memory_lock`), this waits for a revocation or re-arm under way, which holds
-    /// the exporter's lock while its importers stop.
+    /// Forgets the buffer, whose last reference is gone.
     fn release(this: Arc<Export>) {
-        let mut owner = this.owner.lock();
-        owner.exports.retain(|e| !Arc::ptr_eq(e, &this));
+        this.dmabuf.lock().0 = ptr::null_mut();
     }
 }
 
@@ -490,10 +489,8 @@ impl OnUnbind for Mutex<ExporterState> {
         let mut state = self.lock();
         state.gone = true;
         state.bars = [None; 6];
-        let exports = core::mem::take(&mut state.exports);
-        for export in exports.iter() {
-            // Off the list, under the lock: see `Export::set_revoked`.
-            export.set_revoked(&state, true);
+        for export in state.exports.drain_all() {
+            export.set_revoked(true);
         }
     }
 }
@@ -563,6 +560,7 @@ impl ExporterHandle {
                 GFP_KERNEL,
             )?;
         }
+        state.exports.retain(|e| !e.dmabuf.lock().0.is_null());
         state.exports.reserve(1, GFP_KERNEL)?;
         let revoked = state.reasons != 0;
         let export = Arc::pin_init(
@@ -574,14 +572,12 @@ impl ExporterHandle {
                 maps: Atomic::new(0),
                 wait_lock <- new_mutex!(()),
                 unmapped <- new_condvar!(),
-                buf: AtomicPtr::new(ptr::null_mut()),
-                owner: self.0.clone(),
+                dmabuf <- new_mutex!(BufPtr(ptr::null_mut())),
             }),
             GFP_KERNEL,
         )?;
         let buf = DmaBuf::export(&EXPORT_OPS, module, export.clone(), size, flags)?;
-        // INVARIANT: Set before the export goes on the list, with the owner locked.
-        export.buf.store(buf.as_raw(), Ordering::Relaxed);
+        export.dmabuf.lock().0 = buf.as_raw();
         state
             .exports
             .push_within_capacity(export)
@@ -625,7 +621,7 @@ impl ExporterHandle {
         let now = state.reasons != 0;
         if was != now {
             for export in state.exports.iter() {
-                export.set_revoked(&state, now);
+                export.set_revoked(now);
             }
         }
         Ok(())
@@ -652,8 +648,10 @@ impl ExporterHandle {
             mappings: 0,
         };
         for e in state.exports.iter() {
-            status.exports += 1;
-            status.mappings += e.maps.load(Relaxed);
+            if !e.dmabuf.lock().0.is_null() {
+                status.exports += 1;
+                status.mappings += e.maps.load(Relaxed);
+            }
         }
         status
     }
