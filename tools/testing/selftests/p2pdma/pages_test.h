@@ -665,6 +665,7 @@ struct pinner {
 	int blk;
 	uint8_t *dst;
 	int err;		/* errno of the read that ended the loop (LOAD) */
+	int *started;		/* counts the pinners that started (atomic) */
 };
 
 /* 4 KiB O_DIRECT reads into one page until one fails: a pin held all along. */
@@ -673,6 +674,7 @@ static void *pin_loop(void *arg)
 	struct pinner *p = arg;
 	long k;
 
+	__atomic_add_fetch(p->started, 1, __ATOMIC_SEQ_CST);
 	for (k = 0;; k++)
 		if (pread(p->blk, p->dst, 0x1000, NVME_AT + (k % CHUNKS) * RLEN) != 0x1000) {
 			STORE(p->err, errno ? errno : EIO);
@@ -716,7 +718,7 @@ TEST_F_TIMEOUT(pages, reset_does_not_wait_behind_a_user_revoke, 120)
 	pthread_attr_t attr;
 	pthread_t rt;
 	char path[PATH_MAX];
-	int i, busy = 0;
+	int i, busy = 0, started = 0;
 
 	snprintf(path, sizeof(path), PCI_DEVS "/%s/reset", self->bdf);
 	ASSERT_EQ(0, access(path, W_OK)) TH_LOG("%s cannot be reset: %s", self->bdf,
@@ -727,6 +729,7 @@ TEST_F_TIMEOUT(pages, reset_does_not_wait_behind_a_user_revoke, 120)
 	ASSERT_EQ(0, pthread_attr_setstacksize(&attr, 64 << 10));
 	for (i = 0; i < PINNERS; i++) {
 		pin[i].dst = self->map + PIN_AT + (i % PIN_PAGES) * 0x1000;
+		pin[i].started = &started;
 		pin[i].blk = open(self->blk, O_RDONLY | O_DIRECT);
 		ASSERT_LE(0, pin[i].blk);
 		ASSERT_EQ(0, pthread_create(&pin[i].t, &attr, pin_loop, &pin[i]));
@@ -738,6 +741,11 @@ TEST_F_TIMEOUT(pages, reset_does_not_wait_behind_a_user_revoke, 120)
 		busy = pg.busy_pages;
 	}
 	ASSERT_LE(PIN_PAGES / 2, busy) TH_LOG("only %d pages in use", busy);
+	/* Every pinner started, and has had time to queue its read. */
+	for (i = 0; i < 500 && LOAD(started) < PINNERS; i++)
+		usleep(10000);
+	ASSERT_EQ(PINNERS, LOAD(started));
+	usleep(200000);
 
 	ASSERT_EQ(0, pthread_create(&rt, NULL, revoke_thread, &rv));
 	/* Stage 1 is done when the mapping gives SIGBUS here. */
