@@ -10,7 +10,12 @@ hot-unplug with device_del) prints a line
 on the serial console. This relay follows the console log, sends each such
 command to the QMP socket and prints QEMU's answers (and events) to stdout.
 
-Usage: qmp-relay.py QMP_SOCKET CONSOLE_LOG   (ends when QEMU closes QMP)
+If DEADLINE (seconds) passes with QEMU still running, the relay injects an NMI:
+the guest boots with unknown_nmi_panic, so a guest that hangs, even one whose
+CPUs spin with interrupts off, panics and prints its blocked tasks, every
+CPU's backtrace and its whole kernel log before the host kills it.
+
+Usage: qmp-relay.py QMP_SOCKET CONSOLE_LOG [DEADLINE]   (ends when QEMU closes QMP)
 """
 import json
 import socket
@@ -39,7 +44,13 @@ def main():
     sock.setblocking(False)
     log = open(sys.argv[2], errors="replace")
     pending = ""
+    deadline = time.monotonic() + float(sys.argv[3]) if len(sys.argv) > 3 else None
     while True:
+        if deadline is not None and time.monotonic() > deadline:
+            deadline = None
+            print("-> inject-nmi (deadline passed)", flush=True)
+            qmp.write(json.dumps({"execute": "inject-nmi"}) + "\n")
+            qmp.flush()
         chunk = log.read()
         if chunk:
             pending += chunk

@@ -161,6 +161,101 @@ def first_splat(sources, known):
     return None
 
 
+RUN = re.compile(r"^\s*#?\s*RUN\s+(\S+) \.\.\.")
+END = re.compile(r"^\s*#?\s*(OK|FAIL|SKIP)\s+(\S+)")
+
+
+def running_case(nested):
+    """The kselftest case that started last and has no result, or a phrase."""
+    last = None
+    for l in nested:
+        m = RUN.match(l)
+        if m:
+            last = m.group(1)
+        m = END.match(l)
+        if m and m.group(2) == last:
+            last = None
+    return last or "no case (between two programs)"
+
+
+# Frames of a blocked task's stack that say nothing about where it waits.
+DULL = re.compile(r"^(__schedule|schedule|schedule_timeout|schedule_preempt_disabled|"
+                  r"__mutex_lock|mutex_lock|__ww_mutex_lock|ww_mutex_lock|do_syscall_64|"
+                  r"entry_SYSCALL_64|x64_sys_call|io_schedule|__wait_for_common|"
+                  r"wait_for_completion|do_nanosleep|hrtimer_nanosleep)")
+# The watchdog's own tools (harness/init), not worth naming.
+TOOLS = {"sh", "sed", "tr", "cat", "cut", "sleep", "init"}
+
+
+def rust_name(sym):
+    """The last two names of the path of a Rust v0 symbol (_R...): enough to read a
+    stack by (generic arguments may stand in for the function)."""
+    if not sym.startswith("_R"):
+        return sym
+    s = re.sub(r"[CNM]s[0-9A-Za-z]*_", "C", sym[2:])  # disambiguators
+    s = re.sub(r"B[0-9A-Za-z]*_", "", s)  # back references
+    parts, i = [], 0
+    while i < len(s):
+        m = re.match(r"(\d+)_?", s[i:])
+        if not m:
+            i += 1
+            continue
+        n, j = int(m.group(1)), i + m.end()
+        ident = s[j:j + n]
+        if re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", ident or "-"):
+            parts.append(ident)
+            i = j + n
+        else:
+            i = j
+    return "::".join(parts[-2:]) or sym
+
+
+def watchdog(lines):
+    """One line per blocked task and per user process the guest's watchdog found
+    (harness/init): name, pid, state and the telling frames of its kernel stack."""
+    body, _ = section(lines, "watchdog")
+    out, task = [], None
+    for l in body + ["@@TASK"]:
+        if l.startswith("@@TASK"):
+            if task and (task[2] == "D" or (task[3] and task[0] not in TOOLS)):
+                out.append("%s[%s] %s: %s" % (task[0], task[1], task[2],
+                                              " < ".join(task[4][:8]) or "(no kernel stack)"))
+            f = l.split()
+            task = [f[2], f[1], f[3], len(f) > 4, []] if len(f) >= 4 else None
+        elif task is not None:
+            frame = rust_name(re.sub(r"^\s*\[<[0-9a-f]+>\]\s*", "", l).split("+")[0].strip())
+            if frame and not DULL.match(frame):
+                task[4].append(frame)
+    return out
+
+
+STACK_HEAD = re.compile(r"(task:(\S+)\s+state:(\S).*?\spid:(\d+)|NMI backtrace for cpu (\d+))")
+FRAME = re.compile(r"^\s+([A-Za-z_][\w.]*)\+0x[0-9a-f]+/0x[0-9a-f]+")
+
+
+def panic_stacks(lines):
+    """One line per stack a panic printed (an NMI at the deadline, harness/qemu.sh):
+    each blocked task's and each CPU's, with their telling frames; once each."""
+    out, head, frames = [], None, []
+    for l in lines + ["task:end state:-  pid:0"]:
+        m = STACK_HEAD.search(l)
+        if m:
+            if head and frames:
+                line = "%s: %s" % (head, " < ".join(frames[:8]))
+                if line not in out:
+                    out.append(line)
+            head = ("%s[%s] %s" % (m.group(2), m.group(4), m.group(3))) if m.group(2) \
+                else "cpu %s" % m.group(5)
+            frames = []
+            continue
+        f = FRAME.match(l)
+        if head and f:
+            name = rust_name(f.group(1))
+            if not DULL.match(name):
+                frames.append(name)
+    return out
+
+
 HEADER = "\n%-12s %8s %8s %8s" % ("suite", "passed", "failed", "skipped")
 
 
@@ -173,7 +268,7 @@ def tally(label, res):
     print("%-12s %8d %8d %8d" % (label, p, f, s))
     for st, name in res:
         if st != "pass":
-            print("  %s  %s: %s" % (st.upper(), label, name))
+            print("  %s  %s: %s" % (st.upper(), label, name or "(a result that never came)"))
         for line in DIAG.get(name, []) if st == "fail" else []:
             print("        | " + line)
     return p, f, s
@@ -220,14 +315,19 @@ def judge(kp, printer, log, vm):
     if not any("KernelAddressSanitizer initialized" in l for l in lines[:start]):
         problems.append("KASAN did not say it is initialized")
 
-    if not any(l.startswith("@@P2PDMA DONE") for l in lines):
-        problems.append("the guest did not reach the end of its runner")
-
-    # Reports anywhere: the console during boot and the dmesg dumped at the end.
+    # Reports anywhere: the console during boot and the dmesg dumped at the
+    # end, or, when the runner never got there, the console up to its end
+    # (a hung task's report among them).
     dmesg, _ = section(lines, "dmesg")
     leak, _ = section(lines, "kmemleak")
+    sources = (lines[:start], dmesg, leak)
+    if not any(l.startswith("@@P2PDMA DONE") for l in lines):
+        problems.append("the guest did not reach the end of its runner")
+        if not closed:
+            problems.append("the kselftest run stopped in %s" % running_case(nested))
+        sources = (lines,)
     known = []
-    splat_at = first_splat((lines[:start], dmesg, leak), known)
+    splat_at = first_splat(sources, known)
 
     results = [("KUnit", kunit), ("kselftest", ksft), ("kasan", kasan)]
     if vm:
@@ -264,6 +364,13 @@ def judge(kp, printer, log, vm):
         print("  ERROR kernel report in the guest log; first one:")
         for l in src[max(0, i - 2):i + 30]:
             print("    | " + l)
+    # Not judged: a slow run the watchdog saw may still have ended in time.
+    for t in watchdog(lines):
+        print("  WATCHDOG " + t)
+    panic = next((i for i, l in enumerate(lines) if "Kernel panic - not syncing" in l), None)
+    if panic is not None:
+        for t in panic_stacks(lines[panic:])[:12]:
+            print("  PANIC  " + t)
     ok = not (failed or problems or splat_at)
     if not ok and not failed:
         failed = 1  # a broken boot is never reported as all-passed
