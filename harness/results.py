@@ -367,6 +367,13 @@ def judge(kp, printer, log, vm):
     # Not judged: a slow run the watchdog saw may still have ended in time.
     for t in watchdog(lines):
         print("  WATCHDOG " + t)
+    if vm and os.path.exists(os.path.join(vm, "qmp.log")):
+        qmp = open(os.path.join(vm, "qmp.log"), errors="replace").read().splitlines()
+        nmi = [i for i, l in enumerate(qmp) if l.startswith("-> inject-nmi")]
+        if nmi:
+            answered = any('"return"' in l for l in qmp[nmi[0] + 1:])
+            print("  ERROR the guest ran into the deadline: NMI injected, %s" %
+                  ("QEMU took it" if answered else "QEMU did not answer (QEMU hung?)"))
     panic = next((i for i, l in enumerate(lines) if "Kernel panic - not syncing" in l), None)
     if panic is not None:
         for t in panic_stacks(lines[panic:])[:12]:
