@@ -167,12 +167,15 @@ impl DmaBuf {
     ///
     /// # Safety
     ///
-    /// `ptr` must point to a dma-buf whose memory stays valid during the call: its release
-    /// has not finished (for example, the exporter's release callback clears the pointer
-    /// under a lock that the caller holds).
+    /// `ptr` must point to a dma-buf whose memory stays valid while the returned reference
+    /// lives: its release has not finished and cannot before the reference is dropped (for
+    /// example, the exporter's release callback takes the pointer off a list under a lock
+    /// that the caller holds meanwhile).
     pub unsafe fn get_active(ptr: *mut bindings::dma_buf) -> Option<ARef<Self>> {
         // SAFETY: The memory is valid (safety requirement); `get_file_active()` fails once
-        // the file's last reference is gone.
+        // the file's last reference is gone. (Once the file is freed, the dma-buf may live
+        // on for a moment, until its dentry goes: the field may then name a recycled file,
+        // whose reference the `ARef` takes and gives back, balanced.)
         let file = unsafe { bindings::get_file_active(&raw mut (*ptr).file) };
         // SAFETY: `file` holds a reference of the buffer's file, so the buffer is alive and
         // the reference is now ours.

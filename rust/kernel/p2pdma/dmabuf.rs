@@ -78,6 +78,7 @@ use core::{
     },
     sync::atomic::{
         AtomicBool,
+        AtomicPtr,
         Ordering, //
     },
 };
@@ -145,12 +146,6 @@ pub fn check_ranges(bar_start: u64, bar_len: u64, ranges: &[BarRange]) -> Result
     usize::try_from(total).map_err(|_| EINVAL)
 }
 
-/// The dma-buf of an export, or null once it is released.
-struct BufPtr(*mut bindings::dma_buf);
-
-// SAFETY: The pointer is only used under the mutex that holds it, by any thread.
-unsafe impl Send for BufPtr {}
-
 /// State of one exported dma-buf, shared by its exporter and the dma-buf (its data).
 ///
 /// # Invariants
@@ -165,6 +160,11 @@ unsafe impl Send for BufPtr {}
 ///   `unmapped` with `wait_lock` held. That no wake-up is lost rests on the reservation
 ///   lock: `revoked` is set under it, so an unmap either sees it or comes before, and the
 ///   revocation then sees its count.
+/// - `buf` is the export's dma-buf, set before the export is put on the list of `owner`.
+///   The buffer's release callback takes the export off that list with `owner` locked, so
+///   while `owner` is locked and the export on the list (or taken off by the holder of the
+///   lock), the `dma_buf` is not freed; its file may be (`get_file_active()` then fails,
+///   or pins a recycled file for a moment, which the put that follows gives back).
 #[pin_data]
 struct Export {
     revoked: AtomicBool,
@@ -178,10 +178,9 @@ struct Export {
     wait_lock: Mutex<()>,
     #[pin]
     unmapped: CondVar,
-    /// Set after export, cleared by the release callback; the exporter holds this lock
-    /// while it works on the buffer, so the dma-buf cannot be freed under it.
-    #[pin]
-    dmabuf: Mutex<BufPtr>,
+    buf: AtomicPtr<bindings::dma_buf>,
+    /// The exporter whose list holds the export until the buffer is released.
+    owner: Arc<Mutex<ExporterState>>,
 }
 
 // SAFETY: The provider pointer is shared read-only C state (see the type invariants); all
@@ -191,15 +190,13 @@ unsafe impl Send for Export {}
 unsafe impl Sync for Export {}
 
 impl Export {
-    /// Revokes (`revoke`) or re-arms the buffer, synchronously, in VFIO's order.
-    fn set_revoked(&self, revoke: bool) {
-        let slot = self.dmabuf.lock();
-        if slot.0.is_null() {
-            return;
-        }
-        // SAFETY: The release callback clears `slot` before the buffer is freed, and
-        // cannot while we hold its lock.
-        let Some(buf) = (unsafe { DmaBuf::get_active(slot.0) }) else {
+    /// Revokes (`revoke`) or re-arms the buffer, synchronously, in VFIO's order, with its
+    /// owner locked (`_owner`): the export on its list, or taken off it under that lock.
+    fn set_revoked(&self, _owner: &ExporterState, revoke: bool) {
+        // SAFETY: The owner is locked and the export is (or was, under this lock) on its
+        // list, so the buffer is not freed (type invariants).
+        let Some(buf) = (unsafe { DmaBuf::get_active(self.buf.load(Ordering::Relaxed)) }) else {
+            // Past its last reference: its release comes, and needs nothing from us.
             return;
         };
         if self.revoked.load(Ordering::Relaxed) != revoke {
@@ -227,7 +224,8 @@ impl Export {
             }
         }
         // The last reference of a dma-buf is put through a deferred `fput()`: dropping
-        // `buf` here never runs the release callback under `slot`.
+        // `buf` here never runs the release callback (which locks the owner) under the
+        // owner's lock.
         drop(buf);
     }
 }
@@ -308,9 +306,12 @@ impl dma_buf::Exporter for Export {
         }
     }
 
-    /// Forgets the buffer, whose last reference is gone.
+    /// Takes the export off its exporter's list: its buffer is about to be freed. As in
+    /// VFIO (`memory_lock`), this waits for a revocation or re-arm under way, which holds
+    /// the exporter's lock while its importers stop.
     fn release(this: Arc<Export>) {
-        this.dmabuf.lock().0 = ptr::null_mut();
+        let mut owner = this.owner.lock();
+        owner.exports.retain(|e| !Arc::ptr_eq(e, &this));
     }
 }
 
@@ -489,8 +490,10 @@ impl OnUnbind for Mutex<ExporterState> {
         let mut state = self.lock();
         state.gone = true;
         state.bars = [None; 6];
-        for export in state.exports.drain_all() {
-            export.set_revoked(true);
+        let exports = core::mem::take(&mut state.exports);
+        for export in exports.iter() {
+            // Off the list, under the lock: see `Export::set_revoked`.
+            export.set_revoked(&state, true);
         }
     }
 }
@@ -560,7 +563,6 @@ impl ExporterHandle {
                 GFP_KERNEL,
             )?;
         }
-        state.exports.retain(|e| !e.dmabuf.lock().0.is_null());
         state.exports.reserve(1, GFP_KERNEL)?;
         let revoked = state.reasons != 0;
         let export = Arc::pin_init(
@@ -572,12 +574,14 @@ impl ExporterHandle {
                 maps: Atomic::new(0),
                 wait_lock <- new_mutex!(()),
                 unmapped <- new_condvar!(),
-                dmabuf <- new_mutex!(BufPtr(ptr::null_mut())),
+                buf: AtomicPtr::new(ptr::null_mut()),
+                owner: self.0.clone(),
             }),
             GFP_KERNEL,
         )?;
         let buf = DmaBuf::export(&EXPORT_OPS, module, export.clone(), size, flags)?;
-        export.dmabuf.lock().0 = buf.as_raw();
+        // INVARIANT: Set before the export goes on the list, with the owner locked.
+        export.buf.store(buf.as_raw(), Ordering::Relaxed);
         state
             .exports
             .push_within_capacity(export)
@@ -621,7 +625,7 @@ impl ExporterHandle {
         let now = state.reasons != 0;
         if was != now {
             for export in state.exports.iter() {
-                export.set_revoked(now);
+                export.set_revoked(&state, now);
             }
         }
         Ok(())
@@ -648,10 +652,8 @@ impl ExporterHandle {
             mappings: 0,
         };
         for e in state.exports.iter() {
-            if !e.dmabuf.lock().0.is_null() {
-                status.exports += 1;
-                status.mappings += e.maps.load(Relaxed);
-            }
+            status.exports += 1;
+            status.mappings += e.maps.load(Relaxed);
         }
         status
     }
