@@ -278,14 +278,16 @@ impl ImportFile {
         let (mut reader, mut writer) =
             UserSlice::new(UserPtr::from_addr(arg), size).reader_writer();
         let room = reader.read::<u32>()? as usize;
-        let _map_type = reader.read::<u32>()?;
+        if reader.read::<u32>()? != 0 {
+            return Err(EINVAL);
+        }
         let ranges_ptr = usize::try_from(reader.read::<u64>()?).map_err(|_| EFAULT)?;
 
-        let (ranges, map_type) = self.with_import(|i| {
-            i.with_mapping(|ranges, map_type| -> Result<_> {
+        let ranges = self.with_import(|i| {
+            i.with_mapping(|ranges| -> Result<_> {
                 let mut out = KVec::with_capacity(ranges.len(), GFP_KERNEL)?;
                 out.extend_from_slice(ranges, GFP_KERNEL)?;
-                Ok((out, map_type))
+                Ok(out)
             })?
         })?;
         let entry = core::mem::size_of::<uapi::p2pdma_import_range>();
@@ -296,7 +298,6 @@ impl ImportFile {
             out.write(&r.len)?;
         }
         writer.write(&u32::try_from(ranges.len()).map_err(|_| E2BIG)?)?;
-        writer.write(&map_type_number(map_type))?;
         Ok(0)
     }
 
@@ -321,12 +322,12 @@ impl ImportFile {
                 return Err(ENODEV);
             }
             // Refuse a destination the engine cannot reach before staging anything.
-            import.with_mapping(|ranges, _| dma_addr_at(ranges, offset, len))??;
+            import.with_mapping(|ranges| dma_addr_at(ranges, offset, len))??;
             self.edu.wait_idle()?;
             self.edu.stage_pattern(seed, len)?;
             // The transfer starts while the mapping cannot be invalidated; an invalidation
             // after this waits for it (the stop hook).
-            import.with_mapping(|ranges, _| -> Result {
+            import.with_mapping(|ranges| -> Result {
                 let addr = dma_addr_at(ranges, offset, len)?;
                 self.edu.start(EDU_BUF, addr, len, EDU_CMD_TO_PCI)
             })??;
@@ -340,13 +341,18 @@ impl ImportFile {
 
     fn status(&self, arg: usize) -> Result<isize> {
         let size = core::mem::size_of::<uapi::p2pdma_import_status>();
-        let (mapped, invalidations) =
-            self.with_import(|i| Ok((i.is_mapped()?, i.invalidations()?)))?;
+        let (mapped, invalidations, map_type) = self.with_import(|i| {
+            let mapped = i.is_mapped()?;
+            let map_type = if mapped { i.map_type()? } else { None };
+            Ok((mapped, i.invalidations()?, map_type))
+        })?;
         let mut writer = UserSlice::new(UserPtr::from_addr(arg), size).writer();
         writer.write(&u32::from(mapped))?;
         writer.write(&invalidations)?;
         writer.write(&self.edu.started.load(Relaxed))?;
         writer.write(&u32::from(self.edu.busy()))?;
+        writer.write(&map_type_number(map_type))?;
+        writer.write(&0u32)?;
         Ok(0)
     }
 }

@@ -109,14 +109,15 @@ struct p2pdma_import_range {
  * P2PDMA_IMPORT_MAP: map the attached dma-buf (if not mapped) and report it.
  * @nr_ranges: in: room in @ranges; out: number of DMA ranges (even if more
  * than the room).
+ * @reserved: in: 0.
  * @ranges: user pointer to struct p2pdma_import_range[@nr_ranges].
- * @map_type: out: P2PDMA_MAP_* of the buffer's provider for this device.
  * Errors: ENOENT (nothing attached), ENODEV (revoked, or a device gone),
- * EINVAL (the devices cannot reach each other: NOT_SUPPORTED).
+ * EINVAL (the devices cannot reach each other: NOT_SUPPORTED; or @reserved
+ * not 0).
  */
 struct p2pdma_import_map {
 	__u32 nr_ranges;
-	__u32 map_type;
+	__u32 reserved;
 	__u64 ranges;
 };
 
@@ -144,6 +145,13 @@ struct p2pdma_import_status {
 	__u32 invalidations;	/* times the exporter invalidated the mapping */
 	__u32 dma_started;	/* device writes started (this device) */
 	__u32 dma_busy;		/* 1 while the device is writing */
+	/*
+	 * P2PDMA_MAP_* of the buffer's provider for this device, while mapped
+	 * (not revoked); P2PDMA_MAP_UNKNOWN otherwise and for buffers of other
+	 * exporters (such as vfio-pci's).
+	 */
+	__u32 map_type;
+	__u32 reserved;		/* 0 */
 };
 
 /* Attach the dma-buf of file descriptor (the ioctl argument) to this file. */

@@ -234,26 +234,30 @@ impl ImportRef {
         })
     }
 
-    /// Maps the buffer as [`Self::map`] does and calls `f` with its DMA ranges and the map
-    /// type, while the mapping cannot be invalidated.
+    /// Maps the buffer as [`Self::map`] does and calls `f` with its DMA ranges, while the
+    /// mapping cannot be invalidated.
     ///
     /// `f` runs with the buffer's reservation lock held: DMA the device starts in `f` is
     /// seen by the exporter's revocation, which then waits for the importer's `stop`. `f`
     /// must not sleep for long or copy from or to user space, and must not take a
     /// reservation lock: so not attach, map, unmap or drop another [`ImportRef`] of the same
     /// buffer, nor revoke its export (each takes it). It cannot reach this import (borrowed
-    /// mutably here). The map type is known for buffers
-    /// of [`ExporterHandle::export`](super::ExporterHandle::export) (`None` for other
-    /// exporters).
-    pub fn with_mapping<R>(
-        &mut self,
-        f: impl FnOnce(&[DmaRange], Option<MapType>) -> R,
-    ) -> Result<R> {
+    /// mutably here).
+    pub fn with_mapping<R>(&mut self, f: impl FnOnce(&[DmaRange]) -> R) -> Result<R> {
         self.with(|i| {
             let mut resv = i.dma_buf().lock();
             let ranges = dma_ranges(i.map(&mut resv)?)?;
-            Ok(f(&ranges, map_type(&resv, i.device())))
+            Ok(f(&ranges))
         })
+    }
+
+    /// Returns how the device reaches the buffer's memory, for a buffer
+    /// of [`ExporterHandle::export`](super::ExporterHandle::export) that is not revoked;
+    /// `None` for a revoked buffer and for buffers of other exporters, whose provider the
+    /// importer cannot know. The answer does not change while the buffer stays armed: ask
+    /// once, not on every mapping (it is a lookup in the provider's table).
+    pub fn map_type(&self) -> Result<Option<MapType>> {
+        self.with(|i| Ok(map_type(&i.dma_buf().lock(), i.device())))
     }
 
     /// Stops the device (the importer's `stop`) and unmaps the buffer, if it is mapped.

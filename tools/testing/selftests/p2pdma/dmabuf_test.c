@@ -1086,6 +1086,9 @@ TEST_F(dmabuf, io_bar_refused_on_driver_override_device)
 TEST_F(dmabuf, bad_import_input_field_by_field)
 {
 	struct p2pdma_import_dma bad_flags = { .length = 8, .flags = 2 };
+	struct p2pdma_import_range r;
+	struct p2pdma_import_map bad_map = { .nr_ranges = 1, .reserved = 1,
+					     .ranges = (uintptr_t)&r };
 	struct p2pdma_import_status s;
 	struct p2pdma_import_range m;
 	int buf, imp, null;
@@ -1114,6 +1117,8 @@ TEST_F(dmabuf, bad_import_input_field_by_field)
 	EXPECT_EQ(-1, ioctl(imp, P2PDMA_IMPORT_MAP, NULL));
 	EXPECT_EQ(EFAULT, errno);
 	EXPECT_EQ(1, imp_map(imp, &m, 0, NULL));	/* no room: count only */
+	EXPECT_EQ(-1, ioctl(imp, P2PDMA_IMPORT_MAP, &bad_map));
+	EXPECT_EQ(EINVAL, errno);
 	EXPECT_EQ(-EINVAL, imp_dma(imp, 0, 0, 1, 1));
 	EXPECT_EQ(-EINVAL, imp_dma(imp, 0, DMA_LEN + 8, 1, 1));
 	EXPECT_EQ(-EINVAL, imp_dma(imp, 0, 12, 1, 1));

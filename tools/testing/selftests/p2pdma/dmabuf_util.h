@@ -81,15 +81,22 @@ static inline int importer(const char *edu, int buf)
 	return fd;
 }
 
-/* Map; returns the number of ranges or -errno. */
+/*
+ * Map; returns the number of ranges or -errno. With @type, also the map type
+ * (from P2PDMA_IMPORT_STATUS, right after the map).
+ */
 static inline int imp_map(int imp, struct p2pdma_import_range *r, unsigned int room, __u32 *type)
 {
 	struct p2pdma_import_map m = { .nr_ranges = room, .ranges = (uintptr_t)r };
+	struct p2pdma_import_status s;
 
 	if (ioctl(imp, P2PDMA_IMPORT_MAP, &m))
 		return -errno;
-	if (type)
-		*type = m.map_type;
+	if (type) {
+		if (ioctl(imp, P2PDMA_IMPORT_STATUS, &s))
+			return -errno;
+		*type = s.map_type;
+	}
 	return m.nr_ranges;
 }
 
