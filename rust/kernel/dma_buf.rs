@@ -173,13 +173,23 @@ impl DmaBuf {
     /// that the caller holds meanwhile).
     pub unsafe fn get_active(ptr: *mut bindings::dma_buf) -> Option<ARef<Self>> {
         // SAFETY: The memory is valid (safety requirement); `get_file_active()` fails once
-        // the file's last reference is gone. (Once the file is freed, the dma-buf may live
-        // on for a moment, until its dentry goes: the field may then name a recycled file,
-        // whose reference the `ARef` takes and gives back, balanced.)
+        // the file's last reference is gone.
         let file = unsafe { bindings::get_file_active(&raw mut (*ptr).file) };
-        // SAFETY: `file` holds a reference of the buffer's file, so the buffer is alive and
-        // the reference is now ours.
-        (!file.is_null()).then(|| unsafe { ARef::from_raw(NonNull::new_unchecked(ptr.cast())) })
+        if file.is_null() {
+            return None;
+        }
+        // Once its file is freed, a dma-buf may live on for a moment (until its dentry
+        // goes), and the field may then name a recycled file of somebody else: a file of
+        // this buffer has it as its private data.
+        // SAFETY: `file` is a live file whose reference we hold.
+        if unsafe { (*file).private_data } != ptr.cast() {
+            // SAFETY: The reference `get_file_active()` took, given back.
+            unsafe { bindings::fput(file) };
+            return None;
+        }
+        // SAFETY: `file` holds a reference of the buffer's own file, so the buffer is alive
+        // and the reference is now ours.
+        Some(unsafe { ARef::from_raw(NonNull::new_unchecked(ptr.cast())) })
     }
 
     /// Returns the size of the buffer in bytes.

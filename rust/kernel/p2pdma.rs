@@ -73,6 +73,7 @@ pub use dmabuf::{
 pub use import::{
     DmaRange,
     ImportRef,
+    ImportStatus,
     Importer,
     ImporterHandle, //
 };

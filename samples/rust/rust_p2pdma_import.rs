@@ -76,7 +76,7 @@ use kernel::{
 
 const TYPE: u32 = uapi::P2PDMA_DMABUF_TYPE;
 const ATTACH: u32 = _IO(TYPE, 0x10);
-const MAP: u32 = _IOWR::<uapi::p2pdma_import_map>(TYPE, 0x11);
+const MAP: u32 = _IOWR::<uapi::p2pdma_import_map>(TYPE, 0x16);
 const UNMAP: u32 = _IO(TYPE, 0x12);
 const DMA: u32 = _IOW::<uapi::p2pdma_import_dma>(TYPE, 0x13);
 const STATUS: u32 = _IOR::<uapi::p2pdma_import_status>(TYPE, 0x14);
@@ -341,17 +341,13 @@ impl ImportFile {
 
     fn status(&self, arg: usize) -> Result<isize> {
         let size = core::mem::size_of::<uapi::p2pdma_import_status>();
-        let (mapped, invalidations, map_type) = self.with_import(|i| {
-            let mapped = i.is_mapped()?;
-            let map_type = if mapped { i.map_type()? } else { None };
-            Ok((mapped, i.invalidations()?, map_type))
-        })?;
+        let status = self.with_import(|i| i.status())?;
         let mut writer = UserSlice::new(UserPtr::from_addr(arg), size).writer();
-        writer.write(&u32::from(mapped))?;
-        writer.write(&invalidations)?;
+        writer.write(&u32::from(status.mapped))?;
+        writer.write(&status.invalidations)?;
         writer.write(&self.edu.started.load(Relaxed))?;
         writer.write(&u32::from(self.edu.busy()))?;
-        writer.write(&map_type_number(map_type))?;
+        writer.write(&map_type_number(status.map_type))?;
         writer.write(&0u32)?;
         Ok(0)
     }

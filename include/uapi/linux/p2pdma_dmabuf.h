@@ -139,7 +139,10 @@ struct p2pdma_import_dma {
 #define P2PDMA_IMPORT_DMA_WAIT	0x1
 #define P2PDMA_IMPORT_DMA_MAX	4088
 
-/* P2PDMA_IMPORT_STATUS: the attachment's state. ENOENT if none. */
+/*
+ * P2PDMA_IMPORT_STATUS: the attachment's state, read at one moment (so it
+ * waits for a revocation under way). ENOENT if none.
+ */
 struct p2pdma_import_status {
 	__u32 mapped;		/* 1 when mapped now */
 	__u32 invalidations;	/* times the exporter invalidated the mapping */
@@ -156,7 +159,8 @@ struct p2pdma_import_status {
 
 /* Attach the dma-buf of file descriptor (the ioctl argument) to this file. */
 #define P2PDMA_IMPORT_ATTACH	_IO(P2PDMA_DMABUF_TYPE, 0x10)
-#define P2PDMA_IMPORT_MAP	_IOWR(P2PDMA_DMABUF_TYPE, 0x11, struct p2pdma_import_map)
+/* 0x11: the MAP of before, which reported the map type. */
+#define P2PDMA_IMPORT_MAP	_IOWR(P2PDMA_DMABUF_TYPE, 0x16, struct p2pdma_import_map)
 #define P2PDMA_IMPORT_UNMAP	_IO(P2PDMA_DMABUF_TYPE, 0x12)
 #define P2PDMA_IMPORT_DMA	_IOW(P2PDMA_DMABUF_TYPE, 0x13, struct p2pdma_import_dma)
 #define P2PDMA_IMPORT_STATUS	_IOR(P2PDMA_DMABUF_TYPE, 0x14, struct p2pdma_import_status)

@@ -163,8 +163,8 @@ pub fn check_ranges(bar_start: u64, bar_len: u64, ranges: &[BarRange]) -> Result
 /// - `buf` is the export's dma-buf, set before the export is put on the list of `owner`.
 ///   The buffer's release callback takes the export off that list with `owner` locked, so
 ///   while `owner` is locked and the export on the list (or taken off by the holder of the
-///   lock), the `dma_buf` is not freed; its file may be (`get_file_active()` then fails,
-///   or pins a recycled file for a moment, which the put that follows gives back).
+///   lock), the `dma_buf` is not freed; its file may be (`DmaBuf::get_active()` then
+///   fails).
 #[pin_data]
 struct Export {
     revoked: AtomicBool,
@@ -308,7 +308,9 @@ impl dma_buf::Exporter for Export {
 
     /// Takes the export off its exporter's list: its buffer is about to be freed. As in
     /// VFIO (`memory_lock`), this waits for a revocation or re-arm under way, which holds
-    /// the exporter's lock while its importers stop.
+    /// the exporter's lock while every importer of every export stops. The release runs
+    /// from the last `fput()`, deferred: in a kernel thread's case on the shared
+    /// `delayed_fput` work, whose other files then wait as long (as with VFIO's).
     fn release(this: Arc<Export>) {
         let mut owner = this.owner.lock();
         owner.exports.retain(|e| !Arc::ptr_eq(e, &this));

@@ -53,6 +53,18 @@ pub struct DmaRange {
     pub len: ResourceSize,
 }
 
+/// The state of an [`ImportRef`], read at one moment ([`ImportRef::status`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ImportStatus {
+    /// The buffer is mapped.
+    pub mapped: bool,
+    /// How the device reaches the buffer while it is mapped ([`ImportRef::map_type`]);
+    /// `None` when it is not.
+    pub map_type: Option<MapType>,
+    /// How many times the exporter invalidated the mapping.
+    pub invalidations: u32,
+}
+
 /// The importer's `stop` function.
 struct Stop(Arc<dyn Fn() + Send + Sync>);
 
@@ -265,6 +277,25 @@ impl ImportRef {
         self.with(|i| {
             let mut resv = i.dma_buf().lock();
             i.unmap(&mut resv)
+        })
+    }
+
+    /// Returns whether the buffer is mapped, its map type and the count of invalidations,
+    /// read together with the buffer's reservation lock held (so this waits for a
+    /// revocation under way).
+    pub fn status(&self) -> Result<ImportStatus> {
+        self.with(|i| {
+            let resv = i.dma_buf().lock();
+            let mapped = i.is_mapped();
+            Ok(ImportStatus {
+                mapped,
+                map_type: if mapped {
+                    map_type(&resv, i.device())
+                } else {
+                    None
+                },
+                invalidations: i.invalidations(),
+            })
         })
     }
 
