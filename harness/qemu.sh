@@ -47,13 +47,20 @@ shift 4
 CPU=${CPU:-qemu64}
 ACCEL=${ACCEL:-tcg}
 TIMEOUT=${TIMEOUT:-600}
-# A guest that hangs says where: 90 s before the kill its own watchdog
-# (harness/init) prints what each task does; 45 s before, the QMP relay
-# injects an NMI, on which the guest panics with every blocked task's stack,
-# every CPU's backtrace, the locks held and its whole log.
+# A guest whose kselftests hang says where: 90 s before the kill its own
+# watchdog (harness/init) prints what each task does; 45 s before, unless the
+# kselftests have ended, the QMP relay injects an NMI, on which the guest
+# panics with the stack of every blocked task and of the CPU that took the
+# NMI, the locks held (while lockdep is on) and its whole log. Not for
+# limits under 3 minutes.
 APPEND="console=ttyS0 panic=-1 log_buf_len=8M rdinit=/init vfio.enable_unsafe_noiommu_mode=1"
-APPEND="$APPEND p2pdma.watchdog=$((TIMEOUT - 90)) unknown_nmi_panic"
-APPEND="$APPEND panic_sys_info=blocked_tasks,all_bt,locks panic_console_replay $*"
+DEADLINE=
+if [ "$TIMEOUT" -ge 180 ]; then
+	DEADLINE=$((TIMEOUT - 45))
+	APPEND="$APPEND p2pdma.watchdog=$((TIMEOUT - 90)) unknown_nmi_panic"
+	APPEND="$APPEND panic_sys_info=blocked_tasks,locks panic_console_replay"
+fi
+APPEND="$APPEND $*"
 MEM=${MEM:-2G}
 
 # In check boots the NVMe serves at most 50 reads a second (QEMU's block
@@ -77,7 +84,7 @@ else
 fi
 
 : >"$LOG"
-python3 "$(dirname "$0")/qmp-relay.py" "$WORK/qmp.sock" "$LOG" $((TIMEOUT - 45)) >"$WORK/qmp.log" 2>&1 &
+python3 "$(dirname "$0")/qmp-relay.py" "$WORK/qmp.sock" "$LOG" $DEADLINE >"$WORK/qmp.log" 2>&1 &
 RELAY=$!
 trap 'kill $RELAY 2>/dev/null || true' EXIT
 

@@ -10,10 +10,11 @@ hot-unplug with device_del) prints a line
 on the serial console. This relay follows the console log, sends each such
 command to the QMP socket and prints QEMU's answers (and events) to stdout.
 
-If DEADLINE (seconds) passes with QEMU still running, the relay injects an NMI:
-the guest boots with unknown_nmi_panic, so a guest that hangs, even one whose
-CPUs spin with interrupts off, panics and prints its blocked tasks, every
-CPU's backtrace and its whole kernel log before the host kills it.
+If DEADLINE (seconds) passes before the guest says its kselftests ended
+("@@P2PDMA END kselftest"), the relay injects an NMI: the guest boots with
+unknown_nmi_panic, so a guest that hangs, even one whose CPUs spin with
+interrupts off, panics and prints its blocked tasks, the stack of the CPU that
+took the NMI and its whole kernel log before the host kills it.
 
 Usage: qmp-relay.py QMP_SOCKET CONSOLE_LOG [DEADLINE]   (ends when QEMU closes QMP)
 """
@@ -49,13 +50,18 @@ def main():
         if deadline is not None and time.monotonic() > deadline:
             deadline = None
             print("-> inject-nmi (deadline passed)", flush=True)
-            qmp.write(json.dumps({"execute": "inject-nmi"}) + "\n")
-            qmp.flush()
+            try:
+                qmp.write(json.dumps({"execute": "inject-nmi"}) + "\n")
+                qmp.flush()
+            except OSError:
+                return 0
         chunk = log.read()
         if chunk:
             pending += chunk
             *lines, pending = pending.split("\n")
             for line in lines:
+                if "@@P2PDMA END kselftest" in line:
+                    deadline = None
                 at = line.find("@@QMP ")
                 if at < 0:
                     continue

@@ -118,14 +118,23 @@ def parse(kp, printer, lines, what, problems):
 
 
 def section(lines, name):
+    """The lines of the runner's section NAME, without any other section nested in it
+    (the watchdog's, printed while the kselftests run); and whether it ended."""
     begin, end = "@@P2PDMA BEGIN " + name, "@@P2PDMA END " + name
-    out, inside, closed = [], False, False
+    out, inside, closed, nested = [], False, False, None
     for line in lines:
+        if nested:
+            if line.startswith("@@P2PDMA END " + nested):
+                nested = None
+            continue
         if line.startswith(begin):
             inside = True
             continue
         if line.startswith(end):
             inside, closed = False, True
+            continue
+        if inside and line.startswith("@@P2PDMA BEGIN "):
+            nested = line.split()[2]
             continue
         if inside:
             out.append(line)
@@ -182,7 +191,10 @@ def running_case(nested):
 DULL = re.compile(r"^(__schedule|schedule|schedule_timeout|schedule_preempt_disabled|"
                   r"__mutex_lock|mutex_lock|__ww_mutex_lock|ww_mutex_lock|do_syscall_64|"
                   r"entry_SYSCALL_64|x64_sys_call|io_schedule|__wait_for_common|"
-                  r"wait_for_completion|do_nanosleep|hrtimer_nanosleep)")
+                  r"wait_for_completion|do_nanosleep|hrtimer_nanosleep|"
+                  # the NMI's and the panic's own frames
+                  r"vpanic|panic|nmi_|unknown_nmi_error|exc_nmi|end_repeat_nmi|default_do_nmi|"
+                  r"sys_info|dump_stack|show_stack)")
 # The watchdog's own tools (harness/init), not worth naming.
 TOOLS = {"sh", "sed", "tr", "cat", "cut", "sleep", "init"}
 
@@ -220,8 +232,9 @@ def watchdog(lines):
             if task and (task[2] == "D" or (task[3] and task[0] not in TOOLS)):
                 out.append("%s[%s] %s: %s" % (task[0], task[1], task[2],
                                               " < ".join(task[4][:8]) or "(no kernel stack)"))
-            f = l.split()
-            task = [f[2], f[1], f[3], len(f) > 4, []] if len(f) >= 4 else None
+            # "@@TASK PID STATE user|kernel COMM", COMM perhaps with spaces.
+            f = l.split(None, 4)
+            task = [f[4], f[1], f[2], f[3] == "user", []] if len(f) == 5 else None
         elif task is not None:
             frame = rust_name(re.sub(r"^\s*\[<[0-9a-f]+>\]\s*", "", l).split("+")[0].strip())
             if frame and not DULL.match(frame):
@@ -229,7 +242,8 @@ def watchdog(lines):
     return out
 
 
-STACK_HEAD = re.compile(r"(task:(\S+)\s+state:(\S).*?\spid:(\d+)|NMI backtrace for cpu (\d+))")
+STACK_HEAD = re.compile(r"(task:(\S+)\s+state:(\S).*?\spid:(\d+)|NMI backtrace for cpu (\d+)|"
+                        r"CPU: (\d+) UID: \d+ PID: (\d+) Comm: (\S+))")
 FRAME = re.compile(r"^\s+([A-Za-z_][\w.]*)\+0x[0-9a-f]+/0x[0-9a-f]+")
 
 
@@ -244,8 +258,12 @@ def panic_stacks(lines):
                 line = "%s: %s" % (head, " < ".join(frames[:8]))
                 if line not in out:
                     out.append(line)
-            head = ("%s[%s] %s" % (m.group(2), m.group(4), m.group(3))) if m.group(2) \
-                else "cpu %s" % m.group(5)
+            if m.group(2):
+                head = "%s[%s] %s" % (m.group(2), m.group(4), m.group(3))
+            elif m.group(5):
+                head = "cpu %s" % m.group(5)
+            else:
+                head = "cpu %s, %s[%s]" % (m.group(6), m.group(8), m.group(7))
             frames = []
             continue
         f = FRAME.match(l)
@@ -291,7 +309,7 @@ def judge(kp, printer, log, vm):
 
     # kselftests: run_kselftest.sh nests each program's TAP under "# "
     # prefixes; KTAP nests by indentation.
-    body, closed = section(lines, "kselftest")
+    body, ksft_closed = section(lines, "kselftest")
     nested = []
     for l in body:
         depth = 0
@@ -299,7 +317,7 @@ def judge(kp, printer, log, vm):
             l, depth = l[2:], depth + 1
         nested.append("    " * depth + l)
     ksft = parse(kp, printer, nested, "kselftest", problems)
-    if not closed:
+    if not ksft_closed:
         problems.append("the kselftest run did not finish")
     rc = [l.split()[-1] for l in lines if l.startswith("@@P2PDMA KSELFTEST-EXIT ")]
     if not rc:
@@ -323,7 +341,7 @@ def judge(kp, printer, log, vm):
     sources = (lines[:start], dmesg, leak)
     if not any(l.startswith("@@P2PDMA DONE") for l in lines):
         problems.append("the guest did not reach the end of its runner")
-        if not closed:
+        if not ksft_closed:
             problems.append("the kselftest run stopped in %s" % running_case(nested))
         sources = (lines,)
     known = []
@@ -353,6 +371,13 @@ def judge(kp, printer, log, vm):
                 kept.append((st, name))
         p, f, s = tally(label, kept)
         passed, failed, skipped = passed + p, failed + f, skipped + s
+    if vm and os.path.exists(os.path.join(vm, "qmp.log")):
+        qmp = open(os.path.join(vm, "qmp.log"), errors="replace").read().splitlines()
+        nmi = [i for i, l in enumerate(qmp) if l.startswith("-> inject-nmi")]
+        if nmi:
+            answered = any('"return"' in l for l in qmp[nmi[0] + 1:])
+            problems.append("the guest ran into the deadline: NMI injected, %s" %
+                            ("QEMU took it" if answered else "QEMU did not answer (QEMU hung?)"))
     for p in problems:
         print("  ERROR %s" % p)
     for n in notes:
@@ -367,13 +392,6 @@ def judge(kp, printer, log, vm):
     # Not judged: a slow run the watchdog saw may still have ended in time.
     for t in watchdog(lines):
         print("  WATCHDOG " + t)
-    if vm and os.path.exists(os.path.join(vm, "qmp.log")):
-        qmp = open(os.path.join(vm, "qmp.log"), errors="replace").read().splitlines()
-        nmi = [i for i, l in enumerate(qmp) if l.startswith("-> inject-nmi")]
-        if nmi:
-            answered = any('"return"' in l for l in qmp[nmi[0] + 1:])
-            print("  ERROR the guest ran into the deadline: NMI injected, %s" %
-                  ("QEMU took it" if answered else "QEMU did not answer (QEMU hung?)"))
     panic = next((i for i, l in enumerate(lines) if "Kernel panic - not syncing" in l), None)
     if panic is not None:
         for t in panic_stacks(lines[panic:])[:12]:
