@@ -371,6 +371,17 @@ def judge(kp, printer, log, vm):
                 kept.append((st, name))
         p, f, s = tally(label, kept)
         passed, failed, skipped = passed + p, failed + f, skipped + s
+    if os.path.exists(log + ".qemu-crash"):
+        notes.append("QEMU crashed in a first boot (its log: %s.qemu-crash) and the boot ran "
+                     "again; this is the second" % log)
+    exit_file = os.path.join(vm, "qemu-exit") if vm else ""
+    if os.path.exists(exit_file):
+        rc = int(open(exit_file).read().strip() or 0)
+        if rc in (124, 137):
+            problems.append("QEMU was killed at the time limit")
+        elif rc > 128:
+            problems.append("QEMU itself crashed (signal %d), not the guest: the log ends where "
+                            "it died" % (rc - 128))
     if vm and os.path.exists(os.path.join(vm, "qmp.log")):
         qmp = open(os.path.join(vm, "qmp.log"), errors="replace").read().splitlines()
         nmi = [i for i, l in enumerate(qmp) if l.startswith("-> inject-nmi")]
